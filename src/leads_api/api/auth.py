@@ -1,0 +1,33 @@
+"""Who is calling: the `X-API-KEY` (or `Authorization: Bearer`) header -> Caller, or 401."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection
+from starlette.requests import Request
+
+from leads_api.errors import Forbidden, Unauthorized
+from leads_api.store.tenants import Caller, authenticate
+
+
+def key_from_headers(request: Request) -> str | None:
+    key = request.headers.get("x-api-key", "").strip()
+    if key:
+        return key
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def require_caller(conn: Connection, key: str | None) -> Caller:
+    if key is None:
+        raise Unauthorized("Missing API key: send it in the X-API-KEY header")
+    caller = authenticate(conn, key)
+    if caller is None:
+        raise Unauthorized("Invalid or revoked API key")
+    return caller
+
+
+def require_writer(caller: Caller) -> None:
+    if caller.read_only:
+        raise Forbidden("This API key is read-only; writes need a key without --read-only")

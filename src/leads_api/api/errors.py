@@ -1,0 +1,71 @@
+"""The one place errors become HTTP responses. Nothing from a driver reaches the client."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from leads_api.api.envelope import failure
+from leads_api.errors import (
+    ApiError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
+
+log = logging.getLogger("leads_api")
+
+
+def error_response(request: Request, error: ApiError) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(error, ServiceUnavailable):
+        headers["Retry-After"] = str(error.retry_after_seconds)
+    if isinstance(error, MethodNotAllowed) and "allow" in error.details:
+        headers["Allow"] = ", ".join(error.details["allow"])
+    return failure(
+        request,
+        status=error.status,
+        code=error.code,
+        message=error.message,
+        details=error.details,
+        headers=headers,
+    )
+
+
+async def on_api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    if isinstance(exc, ServiceUnavailable):
+        log.warning("database unavailable: %r", exc.__cause__)
+    return error_response(request, exc)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's routing errors (unknown route, wrong method) in the contract's envelope."""
+    assert isinstance(exc, HTTPException)
+    path = request.url.path
+    if exc.status_code == 405:
+        allow = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()]
+        return error_response(
+            request,
+            MethodNotAllowed(
+                f"{request.method} is not allowed on {path}; use {', '.join(allow)}",
+                method=request.method,
+                allow=allow,
+            ),
+        )
+    if exc.status_code == 404:
+        return error_response(request, NotFound(f"No route {request.method} {path}", path=path))
+    if exc.status_code == 413:
+        return error_response(request, PayloadTooLarge("The request body is over 1 MiB"))
+    log.error("unexpected HTTP exception %s on %s", exc.status_code, path)
+    return error_response(request, InternalError("An unexpected error occurred"))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(request, InternalError("An unexpected error occurred"))

@@ -1,0 +1,52 @@
+"""GET /api/leads and GET /api/leads/{id}: auth -> parse -> store -> render."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from leads_api.api.auth import key_from_headers, require_caller
+from leads_api.api.envelope import success
+from leads_api.api.render import page_objects, pagination
+from leads_api.errors import NotFound
+from leads_api.lead import row_to_object
+from leads_api.query import parse_list_query, parse_one_lead_query, split_query_string
+from leads_api.store import Store
+from leads_api.store.reads import get_lead, list_leads
+
+
+async def list_leads_endpoint(request: Request) -> Response:
+    store: Store = request.app.state.store
+    key = key_from_headers(request)
+    query_string = request.scope["query_string"].decode("latin-1")
+
+    def work() -> Response:
+        with store.read() as conn:
+            caller = require_caller(conn, key)
+            query = parse_list_query(split_query_string(query_string))
+            page = list_leads(conn, org_id=caller.org.id, query=query)
+        return success(request, page_objects(page), pagination=pagination(query, page.total))
+
+    return await run_in_threadpool(work)
+
+
+async def one_lead_endpoint(request: Request) -> Response:
+    store: Store = request.app.state.store
+    key = key_from_headers(request)
+    lead_id: str = request.path_params["lead_id"]
+    query_string = request.scope["query_string"].decode("latin-1")
+
+    def work() -> Response:
+        with store.read() as conn:
+            caller = require_caller(conn, key)
+            fields = parse_one_lead_query(split_query_string(query_string))
+            found = None
+            if "\x00" not in lead_id:  # no stored id holds NUL; PostgreSQL would refuse it
+                found = get_lead(conn, org_id=caller.org.id, lead_id=lead_id, fields=fields)
+        if found is None:
+            raise NotFound(f"No lead with id {lead_id!r}", id=lead_id)
+        chosen, row = found
+        return success(request, row_to_object(chosen, row))
+
+    return await run_in_threadpool(work)

@@ -1,0 +1,24 @@
+"""Rows -> lead objects and the list's pagination block. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leads_api.lead import row_to_object
+from leads_api.query.model import ListQuery
+from leads_api.store.reads import Page
+
+
+def pagination(query: ListQuery, total: int) -> dict[str, Any]:
+    total_pages = -(-total // query.limit)
+    return {
+        "limit": query.limit,
+        "page": query.page,
+        "totalPages": total_pages,
+        "total": total,
+        "hasMore": query.page < total_pages,
+    }
+
+
+def page_objects(page: Page) -> list[dict[str, Any]]:
+    return [row_to_object(page.fields, row) for row in page.rows]

@@ -1,0 +1,140 @@
+"""`leads-api orgs`, `keys` and `migrate`: tenants, their keys, and the schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from leads_api.store import create_engine, database_url_from_env, open_store
+from leads_api.store.migrate import migrate
+from leads_api.store.tenants import (
+    create_key,
+    create_organization,
+    list_keys,
+    list_organizations,
+    require_organization,
+    revoke_key,
+    update_organization,
+)
+
+orgs = typer.Typer(help="Create, list and change organizations.", no_args_is_help=True)
+keys = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(orgs, name="orgs")
+    app.add_typer(keys, name="keys")
+    app.command("migrate")(migrate_command)
+
+
+def migrate_command() -> None:
+    """Bring the database schema up to date."""
+    engine = create_engine(database_url_from_env())
+    migrate(engine)
+    typer.echo(f"Schema up to date ({engine.url.render_as_string(hide_password=True)})")
+
+
+@orgs.command("create")
+def orgs_create(
+    name: str,
+    allow_bulk_updates: Annotated[
+        bool, typer.Option(help="Let one PATCH update every lead its email or phone matches.")
+    ] = False,
+    leads_limit: Annotated[
+        int | None, typer.Option(help="Leads a calendar month may create (default unlimited).")
+    ] = None,
+    attribution_days: Annotated[
+        int, typer.Option(help="Days after creation a lead's click IDs can be reported.")
+    ] = 90,
+) -> None:
+    """Create an organization."""
+    with open_store().write() as conn:
+        org = create_organization(
+            conn,
+            name,
+            allow_bulk_updates=allow_bulk_updates,
+            leads_limit=leads_limit,
+            attribution_days=attribution_days,
+        )
+    typer.echo(f"Created organization {org.name!r} (id {org.id})")
+
+
+@orgs.command("update")
+def orgs_update(
+    name: str,
+    allow_bulk_updates: Annotated[
+        bool | None, typer.Option("--allow-bulk-updates/--no-bulk-updates")
+    ] = None,
+    leads_limit: Annotated[int | None, typer.Option(help="New monthly limit.")] = None,
+    unlimited: Annotated[bool, typer.Option(help="Remove the monthly limit.")] = False,
+    attribution_days: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Change an organization's settings."""
+    limit: int | bool | None = None if unlimited else (leads_limit if leads_limit is not None
+                                                     else False)
+    with open_store().write() as conn:
+        org = update_organization(
+            conn,
+            name,
+            allow_bulk_updates=allow_bulk_updates,
+            leads_limit=limit,
+            attribution_days=attribution_days,
+        )
+    typer.echo(
+        f"{org.name}: allowBulkUpdates={org.allow_bulk_updates} "
+        f"leadsLimit={org.leads_limit} attributionDays={org.attribution_days}"
+    )
+
+
+@orgs.command("list")
+def orgs_list() -> None:
+    """List organizations and their settings."""
+    with open_store().read() as conn:
+        for org in list_organizations(conn):
+            typer.echo(
+                f"{org.id}\t{org.name}\tallowBulkUpdates={org.allow_bulk_updates}\t"
+                f"leadsLimit={org.leads_limit}\tattributionDays={org.attribution_days}"
+            )
+
+
+@keys.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option("--org", help="The organization's name.")],
+    name: Annotated[str | None, typer.Option("--name", help="A label for the key.")] = None,
+    read_only: Annotated[bool, typer.Option(help="The key may read but not write.")] = False,
+) -> None:
+    """Create a key; the secret is printed once, alone on the last line."""
+    with open_store().write() as conn:
+        organization = require_organization(conn, org)
+        key_id, secret = create_key(conn, organization, name=name, read_only=read_only)
+    mode = "read-only" if read_only else "read-write"
+    typer.echo(f"Created {mode} key {key_id} for {organization.name}. Store it now:")
+    typer.echo(secret)
+
+
+@keys.command("list")
+def keys_list(org: Annotated[str, typer.Option("--org", help="The organization's name.")]) -> None:
+    """List an organization's keys (never their secrets)."""
+    with open_store().read() as conn:
+        found = list_keys(conn, require_organization(conn, org))
+    for key in found:
+        state = "revoked " + _date(key.revoked_at) if key.revoked_at else "active"
+        mode = "read-only" if key.read_only else "read-write"
+        typer.echo(
+            f"{key.id}\t{key.prefix}…\t{key.name or '-'}\t{mode}\t"
+            f"created {_date(key.created_at)}\t{state}"
+        )
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key: it gets 401 from then on."""
+    with open_store().write() as conn:
+        revoke_key(conn, key_id)
+    typer.echo(f"Revoked {key_id}")
+
+
+def _date(ms: int | None) -> str:
+    return "-" if ms is None else f"{datetime.fromtimestamp(ms / 1000, UTC):%Y-%m-%d %H:%M}Z"

@@ -1,0 +1,105 @@
+"""Lead values between their stored and their JSON form, and the columns derived on write.
+
+Pure functions shared by the API renderer, export and import, and the store's writers.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from leads_api.fields import FOLDED_COLUMNS, LEAD_FIELDS, PHONE_DIGITS_COLUMN, Field, Kind
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_NON_DIGITS = re.compile(r"[^0-9]")
+LEAD_ID_PREFIX = "lead_"
+LEAD_ID_LENGTH = 20  # 20 base62 characters: ~119 random bits
+
+
+def base62(length: int) -> str:
+    n = int.from_bytes(secrets.token_bytes(length))  # 8 bits a character > log2(62)
+    chars = []
+    for _ in range(length):
+        n, r = divmod(n, 62)
+        chars.append(_BASE62[r])
+    return "".join(chars)
+
+
+def new_lead_id() -> str:
+    return LEAD_ID_PREFIX + base62(LEAD_ID_LENGTH)
+
+
+def now_ms() -> int:
+    return int(datetime.now(UTC).timestamp() * 1000)
+
+
+def format_timestamp(ms: int) -> str:
+    """Epoch milliseconds -> `2026-01-15T10:30:00.000Z`."""
+    moment = _EPOCH + timedelta(milliseconds=ms)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def money_to_json(cents: int) -> int | float:
+    """Cents -> a JSON number without a fraction when whole: 500000 -> 5000, 9950 -> 99.5.
+
+    Dividing by 100 gives the double nearest the decimal, whose shortest repr is that
+    decimal for any amount the service accepts (below 2**53 cents).
+    """
+    whole, fraction = divmod(cents, 100)
+    return whole if fraction == 0 else cents / 100
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _time_or_none(value: int | None) -> str | None:
+    return None if value is None else format_timestamp(value)
+
+
+def _money_or_none(value: int | None) -> int | float | None:
+    return None if value is None else money_to_json(value)
+
+
+def _consent(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+_TO_JSON = {
+    Kind.ID: _identity,
+    Kind.TEXT: _identity,
+    Kind.CHOICE: _identity,
+    Kind.MONEY: _money_or_none,
+    Kind.TIME: _time_or_none,
+    Kind.CONSENT: _consent,
+}
+
+
+def row_to_object(fields: Sequence[Field], row: Sequence[Any]) -> dict[str, Any]:
+    """A row whose columns are `fields`, in order, -> the lead object (or its selection)."""
+    return {f.name: _TO_JSON[f.kind](value) for f, value in zip(fields, row, strict=True)}
+
+
+def derived_columns(name: str | None, email: str | None, phone: str | None) -> dict[str, Any]:
+    """The search and ordering columns: case-folded name/email/phone and the phone's digits."""
+    digits = _NON_DIGITS.sub("", phone) if phone else ""
+    return {
+        FOLDED_COLUMNS["name"]: name.casefold() if name is not None else None,
+        FOLDED_COLUMNS["email"]: email.casefold() if email is not None else None,
+        FOLDED_COLUMNS["phone"]: phone.casefold() if phone is not None else None,
+        PHONE_DIGITS_COLUMN: digits or None,
+    }
+
+
+def with_derived_columns(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """A complete `leads` row (by column name) with its derived columns filled in."""
+    row = dict(columns)
+    row.update(derived_columns(row.get("name"), row.get("email"), row.get("phone")))
+    return row
+
+
+FULL_OBJECT_FIELDS: tuple[Field, ...] = LEAD_FIELDS

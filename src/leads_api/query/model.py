@@ -1,0 +1,78 @@
+"""The typed query: what the parser produces and the store turns into SQL.
+
+Every filter is normalised here into one of three predicate shapes, so the store needs no
+knowledge of dates, days, decimals or legacy names:
+
+- `TextIn`: the column equals one of some strings (comma lists and repeats are ORed).
+- `IntRanges`: the integer column (cents, epoch milliseconds) lies in one of some half-open
+  ranges `[lo, hi)`; `None` is unbounded. Equality, comparisons and whole-day dates all
+  become ranges; an empty tuple of ranges matches nothing.
+- `Exists`: the column is (not) null.
+
+All predicates of a ListQuery combine with AND.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from leads_api.fields import FIELDS_BY_NAME, Field
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+MAX_SEARCH_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class TextIn:
+    field: Field
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IntRanges:
+    field: Field
+    ranges: tuple[tuple[int | None, int | None], ...]
+
+
+@dataclass(frozen=True)
+class Exists:
+    field: Field
+    present: bool
+
+
+Predicate = TextIn | IntRanges | Exists
+
+
+@dataclass(frozen=True)
+class Search:
+    folded: str  # the term, trimmed and str.casefold()ed
+    digits: str | None  # the term's ASCII digits when there are at least 3, else None
+
+
+@dataclass(frozen=True)
+class SortKey:
+    field: Field
+    descending: bool
+
+
+DEFAULT_SORT: tuple[SortKey, ...] = (SortKey(FIELDS_BY_NAME["createdAt"], descending=True),)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    predicates: tuple[Predicate, ...] = ()
+    search: Search | None = None
+    sort: tuple[SortKey, ...] = DEFAULT_SORT
+    limit: int = DEFAULT_LIMIT
+    page: int = 1
+    fields: tuple[Field, ...] | None = None  # None = every field; else in lead-object order
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.limit
+
+    @property
+    def ties_descending(self) -> bool:
+        """Ties are broken by id in the direction of the last sort key."""
+        return self.sort[-1].descending

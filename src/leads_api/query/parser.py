@@ -1,0 +1,303 @@
+"""Parse the query string of GET /api/leads into a ListQuery (CONTRACT.md section 4).
+
+>>> q = parse_list_query(split_query_string("status=won,lost&sort=value:desc&limit=20"))
+>>> [p.values for p in q.predicates], [(k.field.name, k.descending) for k in q.sort], q.limit
+([('won', 'lost')], [('value', True)], 20)
+>>> parse_list_query([("value[gte]", "abc")])
+Traceback (most recent call last):
+...
+leads_api.errors.InvalidFilter: value[gte] must be a number like 100 or 99.50, not 'abc'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from fractions import Fraction
+from urllib.parse import parse_qsl
+
+from leads_api.errors import InvalidDate, InvalidFilter, ValidationError
+from leads_api.fields import (
+    BRACKET_OPERATORS,
+    EQ,
+    EXISTS,
+    FIELD_NAMES,
+    FIELDS_BY_NAME,
+    FILTERABLE,
+    LEGACY_SORT_NAMES,
+    SORTABLE,
+    Field,
+    Kind,
+    describe_operators,
+)
+from leads_api.query.model import (
+    DEFAULT_SORT,
+    MAX_LIMIT,
+    MAX_SEARCH_LENGTH,
+    Exists,
+    IntRanges,
+    ListQuery,
+    Predicate,
+    Search,
+    SortKey,
+    TextIn,
+)
+from leads_api.query.values import (
+    BadValue,
+    Range,
+    clamp,
+    comparison_range,
+    day_or_instant,
+    day_range,
+    parse_number,
+)
+
+# Parameters that shape the answer rather than filter it; each may appear at most once.
+SINGLE_PARAMETERS = ("limit", "page", "sort", "search", "fields")
+LEGACY_FILTERS = {"updated_after": ("updatedAt", "gte")}
+
+_BRACKETED = re.compile(r"([^\[\]]+)\[([^\[\]]*)\]")
+_DIGITS = re.compile(r"[0-9]+")
+_ASCII_DIGIT = re.compile(r"[0-9]")
+
+
+def split_query_string(query_string: str) -> list[tuple[str, str]]:
+    """Decode a raw query string into (name, value) pairs, `+` as space, blanks kept."""
+    return parse_qsl(query_string, keep_blank_values=True, errors="replace")
+
+
+def parse_list_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
+    """The whole list query: pagination, sort, search, fields and filters."""
+    single: dict[str, str] = {}
+    plain: dict[str, list[str]] = {}
+    operated: list[tuple[str, Field, str, str]] = []
+
+    for name, raw in pairs:
+        _reject_nul(name, raw)
+        value = raw.strip()
+        if name in SINGLE_PARAMETERS:
+            if value == "":
+                continue  # an empty parameter counts as absent
+            if name in single:
+                raise ValidationError(f"{name} may be given only once", parameter=name)
+            single[name] = value
+            continue
+        field, op = _resolve_filter_name(name)  # unknown names are rejected even when empty
+        if not _items(value):
+            continue  # empty, or a comma list with no items: absent
+        if op == EQ:
+            plain.setdefault(field.name, []).extend(_items(value))
+        else:
+            operated.append((name, field, op, value))
+
+    predicates: list[Predicate] = []
+    for field_name, items in plain.items():
+        predicates.append(_equality(FIELDS_BY_NAME[field_name], items))
+    for parameter, field, op, value in operated:
+        predicates.append(_operator(parameter, field, op, value))
+
+    return ListQuery(
+        predicates=tuple(predicates),
+        search=_search(single.get("search")),
+        sort=_sort(single.get("sort")),
+        limit=_positive_int("limit", single.get("limit"), default=50, maximum=MAX_LIMIT),
+        page=_positive_int("page", single.get("page"), default=1, maximum=None),
+        fields=_fields(single.get("fields")),
+    )
+
+
+def parse_one_lead_query(pairs: Iterable[tuple[str, str]]) -> tuple[Field, ...] | None:
+    """GET /api/leads/{id} takes only `fields`."""
+    chosen: str | None = None
+    for name, raw in pairs:
+        _reject_nul(name, raw)
+        if name != "fields":
+            raise InvalidFilter(
+                f"Unknown query parameter '{name}': one lead accepts only 'fields'",
+                parameter=name,
+            )
+        if raw.strip() == "":
+            continue
+        if chosen is not None:
+            raise ValidationError("fields may be given only once", parameter="fields")
+        chosen = raw.strip()
+    return _fields(chosen)
+
+
+# --- filters -------------------------------------------------------------------------------
+
+
+def _resolve_filter_name(name: str) -> tuple[Field, str]:
+    """`status` -> (status, eq); `value[gte]` -> (value, gte); legacy names mapped."""
+    if name in LEGACY_FILTERS:
+        field_name, op = LEGACY_FILTERS[name]
+        return FIELDS_BY_NAME[field_name], op
+    m = _BRACKETED.fullmatch(name)
+    base, op = (m[1], m[2]) if m else (name, EQ)
+    if not m and ("[" in name or "]" in name):
+        raise InvalidFilter(
+            f"Malformed filter '{name}': use field=value or field[op]=value "
+            f"with op one of {', '.join(BRACKET_OPERATORS)}",
+            parameter=name,
+        )
+    field = FILTERABLE.get(base)
+    if field is None:
+        raise InvalidFilter(
+            f"Unknown query parameter '{name}'. Filterable fields: {', '.join(FILTERABLE)}; "
+            f"other parameters: {', '.join(SINGLE_PARAMETERS)}, updated_after",
+            parameter=name,
+        )
+    if op != EQ and op not in BRACKET_OPERATORS:
+        raise InvalidFilter(
+            f"Unknown operator '{op}' in '{name}': allowed operators are "
+            f"{', '.join(BRACKET_OPERATORS)}",
+            parameter=name,
+        )
+    if op not in field.operators:
+        raise InvalidFilter(
+            f"'{name}' is not allowed: {field.name} supports {describe_operators(field)}",
+            parameter=name,
+        )
+    return field, op
+
+
+def _items(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _equality(field: Field, items: Sequence[str]) -> Predicate:
+    if field.kind is Kind.CHOICE:
+        for item in items:
+            if item not in field.choices:
+                raise InvalidFilter(
+                    f"Invalid {field.name} '{item}': allowed values are "
+                    f"{', '.join(field.choices)}",
+                    parameter=field.name,
+                )
+        return TextIn(field, tuple(dict.fromkeys(items)))
+    if field.kind in (Kind.MONEY, Kind.TIME):
+        ranges = [_range(field.name, field, EQ, item) for item in items]
+        return IntRanges(field, tuple(r for r in ranges if r is not None))
+    return TextIn(field, tuple(dict.fromkeys(items)))
+
+
+def _operator(parameter: str, field: Field, op: str, value: str) -> Predicate:
+    items = _items(value)
+    if len(items) != 1:
+        raise InvalidFilter(f"{parameter} takes a single value, not a list", parameter=parameter)
+    item = items[0]
+    if op == EXISTS:
+        lowered = item.lower()
+        if lowered not in ("true", "false"):
+            raise InvalidFilter(
+                f"{parameter} must be true or false, not '{item}'", parameter=parameter
+            )
+        return Exists(field, lowered == "true")
+    r = _range(parameter, field, op, item)
+    return IntRanges(field, () if r is None else (r,))
+
+
+def _range(parameter: str, field: Field, op: str, item: str) -> Range | None:
+    if field.kind is Kind.MONEY:
+        try:
+            number = parse_number(item)
+        except BadValue:
+            raise InvalidFilter(
+                f"{parameter} must be a number like 100 or 99.50, not '{_clip(item)}'",
+                parameter=parameter,
+            ) from None
+        return clamp(comparison_range(op, number * 100))
+    try:
+        parsed = day_or_instant(item)
+    except BadValue:
+        raise InvalidDate(
+            f"{parameter} has an invalid date '{_clip(item)}': use YYYY-MM-DD or "
+            "YYYY-MM-DDTHH:MM[:SS[.fff]] with Z or an offset like +02:00",
+            parameter=parameter,
+        ) from None
+    if isinstance(parsed, Fraction):
+        return clamp(comparison_range(op, parsed))
+    return clamp(day_range(op, *parsed))
+
+
+# --- the single parameters -----------------------------------------------------------------
+
+
+def _positive_int(name: str, raw: str | None, *, default: int, maximum: int | None) -> int:
+    if raw is None:
+        return default
+    bound = f"between 1 and {maximum}" if maximum else "a whole number of at least 1"
+    if not _DIGITS.fullmatch(raw) or len(raw) > 18 or int(raw) < 1:
+        raise ValidationError(f"{name} must be {bound}, not '{_clip(raw)}'", parameter=name)
+    number = int(raw)
+    if maximum is not None and number > maximum:
+        raise ValidationError(f"{name} must be {bound}, not '{_clip(raw)}'", parameter=name)
+    return number
+
+
+def _sort(raw: str | None) -> tuple[SortKey, ...]:
+    if raw is None:
+        return DEFAULT_SORT
+    keys: list[SortKey] = []
+    seen: set[str] = set()
+    for item in _items(raw):
+        name, _, direction = item.partition(":")
+        name = LEGACY_SORT_NAMES.get(name.strip(), name.strip())
+        direction = direction.strip().lower() or "asc"
+        field = SORTABLE.get(name)
+        if field is None:
+            raise ValidationError(
+                f"Cannot sort by '{_clip(name)}': sortable fields are {', '.join(SORTABLE)}",
+                parameter="sort",
+            )
+        if direction not in ("asc", "desc"):
+            raise ValidationError(
+                f"Sort direction for {name} must be asc or desc, not '{_clip(direction)}'",
+                parameter="sort",
+            )
+        if name in seen:
+            raise ValidationError(f"sort names {name} twice", parameter="sort")
+        seen.add(name)
+        keys.append(SortKey(field, descending=direction == "desc"))
+    return tuple(keys) or DEFAULT_SORT
+
+
+def _search(raw: str | None) -> Search | None:
+    if raw is None:
+        return None
+    if len(raw) > MAX_SEARCH_LENGTH:
+        raise ValidationError(
+            f"search must be at most {MAX_SEARCH_LENGTH} characters", parameter="search"
+        )
+    digits = "".join(_ASCII_DIGIT.findall(raw))
+    return Search(folded=raw.casefold(), digits=digits if len(digits) >= 3 else None)
+
+
+def _fields(raw: str | None) -> tuple[Field, ...] | None:
+    if raw is None:
+        return None
+    names = _items(raw)
+    if not names:
+        return None
+    for name in names:
+        if name not in FIELDS_BY_NAME:
+            raise ValidationError(
+                f"Unknown field '{_clip(name)}' in fields: choose from {', '.join(FIELD_NAMES)}",
+                parameter="fields",
+            )
+    wanted = {"id", *names}
+    return tuple(FIELDS_BY_NAME[n] for n in FIELD_NAMES if n in wanted)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _reject_nul(name: str, value: str) -> None:
+    # PostgreSQL text cannot hold NUL, so no stored lead can match it; say so instead.
+    if "\x00" in name or "\x00" in value:
+        shown = name.replace("\x00", "\\0")
+        raise InvalidFilter(f"'{shown}' contains a NUL character", parameter=shown)
+
+
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

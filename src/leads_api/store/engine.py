@@ -1,0 +1,123 @@
+"""Opening the store: the URL, per-dialect connection setup, and transactions.
+
+`Store.read()` and `Store.write()` are the only ways code gets a connection. They turn a
+database that cannot be reached (or an SQLite file that stays locked) into
+ServiceUnavailable, so a driver error never reaches a client.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine
+
+from leads_api.errors import ServiceUnavailable
+
+DEFAULT_DATABASE_URL = "sqlite:///./leads.db"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def database_url_from_env() -> str:
+    return os.environ.get("LEADS_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def normalise_url(url: str) -> sa.URL:
+    """Accept `postgresql://` and `postgres://` and pick the psycopg 3 driver for them."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    parsed = sa.make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(f"Unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+    return parsed
+
+
+def create_engine(url: str) -> Engine:
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return sa.create_engine(
+        parsed,
+        pool_size=int(os.environ.get("LEADS_DB_POOL_SIZE", "10")),
+        max_overflow=10,
+        pool_pre_ping=True,  # a restarted server costs one failed ping, not a failed request
+        pool_timeout=10,
+    )
+
+
+def _sqlite_engine(url: sa.URL) -> Engine:
+    engine = sa.create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, below, emit BEGIN itself (pysqlite's own
+        # transaction handling would defer it and could not ask for IMMEDIATE).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before it is acknowledged, even if the machine stops.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front: a deferred transaction that later tries to
+        # upgrade its read lock fails at once with SQLITE_BUSY instead of waiting.
+        immediate = conn.get_execution_options().get("leads_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    """The database behind the service: an engine plus the two ways to use it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with _unavailable_as_503(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with _unavailable_as_503(), self.engine.connect() as conn:
+            conn = conn.execution_options(leads_write=True)
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def _unavailable_as_503() -> Iterator[None]:
+    try:
+        yield
+    except (exc.OperationalError, exc.InterfaceError) as error:
+        raise ServiceUnavailable(
+            "The database is unavailable right now; retry shortly"
+        ) from error
+    except exc.DBAPIError as error:
+        if error.connection_invalidated:
+            raise ServiceUnavailable(
+                "The database connection was lost; retry shortly"
+            ) from error
+        raise
+    except exc.TimeoutError as error:  # no pooled connection became free in time
+        raise ServiceUnavailable("The database is busy; retry shortly") from error

@@ -1,0 +1,65 @@
+"""Bringing a database's schema up to date with the Alembic migrations in this package."""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+from leads_api.errors import UsageError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade to the newest revision; does nothing when already there."""
+    if current_revision(engine) == head_revision():
+        return
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def ensure_sqlite_schema(engine: Engine) -> None:
+    """A new SQLite file is created and migrated on first use, under a file lock so that
+    several processes starting at once migrate it only once."""
+    database = engine.url.database
+    if not database or database == ":memory:":
+        migrate(engine)
+        return
+    path = Path(database).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(path) + ".migrate-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        migrate(engine)
+
+
+def require_current_schema(engine: Engine) -> None:
+    """PostgreSQL is migrated explicitly; refuse to serve an outdated schema."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise UsageError(
+            f"The database schema is at revision {current or 'none'}, this version needs "
+            f"{head}: run `leads-api migrate` first"
+        )

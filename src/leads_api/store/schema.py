@@ -1,0 +1,104 @@
+"""The tables, as SQLAlchemy Core metadata; the `leads` columns come from the field registry.
+
+This is what queries are built against. The DDL that creates it lives in the Alembic
+migrations (`migrations/versions`), which both databases share; a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from leads_api.fields import FOLDED_COLUMNS, LEAD_FIELDS, PHONE_DIGITS_COLUMN, Field, Kind
+
+# Text that is ordered or compared must order by code point on both databases: SQLite's
+# BINARY collation does that for UTF-8, PostgreSQL needs the "C" collation.
+OrderedText = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
+
+metadata = sa.MetaData()
+
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("allow_bulk_updates", sa.Boolean, nullable=False, default=False),
+    sa.Column("leads_limit", sa.Integer, nullable=True),
+    sa.Column("attribution_days", sa.Integer, nullable=False, default=90),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("key_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("read_only", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_api_keys_org", "org_id"),
+)
+
+
+def _lead_column(field: Field) -> sa.Column[Any]:
+    kind_types: dict[Kind, sa.types.TypeEngine[Any]] = {
+        Kind.ID: OrderedText,
+        Kind.TEXT: OrderedText,
+        Kind.CHOICE: OrderedText,
+        Kind.MONEY: sa.BigInteger(),
+        Kind.TIME: sa.BigInteger(),
+        Kind.CONSENT: sa.Boolean(),
+    }
+    return sa.Column(
+        field.column,
+        kind_types[field.kind],
+        primary_key=field.kind is Kind.ID,
+        nullable=field.nullable,
+    )
+
+
+leads = sa.Table(
+    "leads",
+    metadata,
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("organizations.id"), nullable=False),
+    *(_lead_column(f) for f in LEAD_FIELDS),
+    *(sa.Column(c, OrderedText, nullable=True) for c in FOLDED_COLUMNS.values()),
+    sa.Column(PHONE_DIGITS_COLUMN, sa.Text, nullable=True),
+    sa.Index("ix_leads_org_created", "org_id", "created_at", "id"),
+    sa.Index("ix_leads_org_updated", "org_id", "updated_at", "id"),
+    sa.Index("ix_leads_org_qualified", "org_id", "qualified_at", "id"),
+    sa.Index("ix_leads_org_status_created", "org_id", "status", "created_at", "id"),
+    sa.Index("ix_leads_org_source_created", "org_id", "source", "created_at", "id"),
+    sa.Index("ix_leads_org_value", "org_id", "value_cents", "id"),
+    sa.Index("ix_leads_org_email_fold", "org_id", "email_fold"),
+    sa.Index("ix_leads_org_phone", "org_id", "phone"),
+)
+
+# PostgreSQL cannot walk an ascending index backwards for `value DESC NULLS LAST` (that
+# gives NULLS FIRST), so the sort by value:desc gets an index of its own there. SQLite
+# already puts NULLs last when descending, and has no NULLS LAST in CREATE INDEX.
+sa.Index(
+    "ix_leads_org_value_desc",
+    leads.c.org_id,
+    leads.c.value_cents.desc().nulls_last(),
+    leads.c.id.desc(),
+).ddl_if(dialect="postgresql")
+
+# A retried POST with the same Idempotency-Key returns the stored first answer; the primary
+# key makes the database, not a check-then-insert, decide which of two racing requests wins.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("organizations.id"), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("body_hash", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer, nullable=True),
+    sa.Column("response", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_idempotency_created", "created_at"),
+)

@@ -1,0 +1,190 @@
+"""Organizations and their API keys. Keys are stored as SHA-256 hashes, never in clear."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from leads_api.errors import UsageError
+from leads_api.lead import base62, now_ms
+from leads_api.store.schema import api_keys, organizations
+
+KEY_PREFIX = "lak_"
+KEY_SECRET_LENGTH = 40  # base62 characters: ~238 random bits
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: int
+    name: str
+    allow_bulk_updates: bool
+    leads_limit: int | None
+    attribution_days: int
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the key's organization, and whether the key may write."""
+
+    key_id: str
+    org: Organization
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: str
+    name: str | None
+    prefix: str
+    read_only: bool
+    created_at: int
+    revoked_at: int | None
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_ORG_COLUMNS = (
+    organizations.c.id,
+    organizations.c.name,
+    organizations.c.allow_bulk_updates,
+    organizations.c.leads_limit,
+    organizations.c.attribution_days,
+)
+
+
+def _org(row: Any) -> Organization:
+    return Organization(row[0], row[1], bool(row[2]), row[3], row[4])
+
+
+def create_organization(
+    conn: Connection,
+    name: str,
+    *,
+    allow_bulk_updates: bool = False,
+    leads_limit: int | None = None,
+    attribution_days: int = 90,
+) -> Organization:
+    if not name.strip():
+        raise UsageError("An organization needs a name")
+    if find_organization(conn, name) is not None:
+        raise UsageError(f"An organization named {name!r} already exists")
+    if leads_limit is not None and leads_limit < 0:
+        raise UsageError("--leads-limit must be 0 or more")
+    if attribution_days < 1:
+        raise UsageError("--attribution-days must be at least 1")
+    org_id = conn.execute(
+        organizations.insert()
+        .values(
+            name=name,
+            allow_bulk_updates=allow_bulk_updates,
+            leads_limit=leads_limit,
+            attribution_days=attribution_days,
+            created_at=now_ms(),
+        )
+        .returning(organizations.c.id)
+    ).scalar_one()
+    return Organization(org_id, name, allow_bulk_updates, leads_limit, attribution_days)
+
+
+def update_organization(
+    conn: Connection,
+    name: str,
+    *,
+    allow_bulk_updates: bool | None = None,
+    leads_limit: int | bool | None = False,  # False: unchanged; None: unlimited
+    attribution_days: int | None = None,
+) -> Organization:
+    org = require_organization(conn, name)
+    values: dict[str, object] = {}
+    if allow_bulk_updates is not None:
+        values["allow_bulk_updates"] = allow_bulk_updates
+    if leads_limit is not False:
+        values["leads_limit"] = leads_limit
+    if attribution_days is not None:
+        if attribution_days < 1:
+            raise UsageError("--attribution-days must be at least 1")
+        values["attribution_days"] = attribution_days
+    if values:
+        conn.execute(organizations.update().where(organizations.c.id == org.id).values(values))
+    return require_organization(conn, name)
+
+
+def find_organization(conn: Connection, name: str) -> Organization | None:
+    row = conn.execute(sa.select(*_ORG_COLUMNS).where(organizations.c.name == name)).first()
+    return None if row is None else _org(row)
+
+
+def require_organization(conn: Connection, name: str) -> Organization:
+    org = find_organization(conn, name)
+    if org is None:
+        raise UsageError(f"No organization named {name!r} (create it with `leads-api orgs create`)")
+    return org
+
+
+def list_organizations(conn: Connection) -> list[Organization]:
+    return [_org(r) for r in conn.execute(sa.select(*_ORG_COLUMNS).order_by(organizations.c.id))]
+
+
+def create_key(
+    conn: Connection, org: Organization, *, name: str | None = None, read_only: bool = False
+) -> tuple[str, str]:
+    """A new key for `org`: returns (key id, secret). The secret is not kept."""
+    secret = KEY_PREFIX + base62(KEY_SECRET_LENGTH)
+    key_id = "key_" + base62(12)
+    conn.execute(
+        api_keys.insert().values(
+            id=key_id,
+            org_id=org.id,
+            name=name,
+            key_hash=hash_key(secret),
+            prefix=secret[: len(KEY_PREFIX) + 4],
+            read_only=read_only,
+            created_at=now_ms(),
+        )
+    )
+    return key_id, secret
+
+
+def list_keys(conn: Connection, org: Organization) -> list[KeyInfo]:
+    rows = conn.execute(
+        sa.select(
+            api_keys.c.id,
+            api_keys.c.name,
+            api_keys.c.prefix,
+            api_keys.c.read_only,
+            api_keys.c.created_at,
+            api_keys.c.revoked_at,
+        )
+        .where(api_keys.c.org_id == org.id)
+        .order_by(api_keys.c.created_at, api_keys.c.id)
+    )
+    return [KeyInfo(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
+
+
+def revoke_key(conn: Connection, key_id: str) -> None:
+    updated = conn.execute(
+        api_keys.update()
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now_ms())
+    ).rowcount
+    if updated == 0:
+        exists = conn.execute(sa.select(api_keys.c.id).where(api_keys.c.id == key_id)).first()
+        raise UsageError(f"Key {key_id} is already revoked" if exists else f"No key {key_id}")
+
+
+def authenticate(conn: Connection, secret: str) -> Caller | None:
+    """The caller behind a key secret, or None for an unknown or revoked key."""
+    row = conn.execute(
+        sa.select(api_keys.c.id, api_keys.c.read_only, *_ORG_COLUMNS)
+        .join(organizations, organizations.c.id == api_keys.c.org_id)
+        .where(api_keys.c.key_hash == hash_key(secret), api_keys.c.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        return None
+    return Caller(row[0], Organization(row[2], row[3], bool(row[4]), row[5], row[6]), bool(row[1]))

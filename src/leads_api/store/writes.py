@@ -1,0 +1,34 @@
+"""Writing leads: inserting complete rows. Scoped to an organization.
+
+Rows arrive keyed by column name (see `leads_api.lead`), already validated; the derived
+search and ordering columns are filled in here so no writer can forget them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from leads_api.lead import with_derived_columns
+from leads_api.store.schema import leads
+
+_LEAD_COLUMNS = tuple(c.name for c in leads.columns)
+
+
+def insert_leads(
+    conn: Connection, *, org_id: int, rows: Iterable[Mapping[str, Any]]
+) -> int:
+    """Insert new leads for `org_id`; every row gets every column (absent ones as NULL)."""
+    batch = [_complete(row, org_id) for row in rows]
+    if batch:
+        conn.execute(leads.insert(), batch)
+    return len(batch)
+
+
+def _complete(row: Mapping[str, Any], org_id: int) -> dict[str, Any]:
+    full = dict.fromkeys(_LEAD_COLUMNS)
+    full.update(with_derived_columns(row))
+    full["org_id"] = org_id  # last: a row can never name another organization
+    return full

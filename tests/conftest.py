@@ -1,0 +1,163 @@
+"""Fixtures: one suite on both databases.
+
+`store` is parametrised over SQLite and PostgreSQL (marks `sqlite` / `postgres`, so
+`pytest -m sqlite` picks one). Each run gets its own SQLite file and its own PostgreSQL
+schema, and each test its own organization, so tests never see each other's leads.
+PostgreSQL comes from LEADS_TEST_DATABASE_URL (default the local `test` database); when
+it does not answer the PostgreSQL half is skipped, except under CI=true where that fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from leads_api.api import create_app
+from leads_api.lead import new_lead_id
+from leads_api.store import Store, create_engine
+from leads_api.store.migrate import migrate
+from leads_api.store.tenants import Organization, create_key, create_organization
+from leads_api.store.writes import insert_leads
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DAY_MS = 86_400_000
+BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'leads.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    base = os.environ.get("LEADS_TEST_DATABASE_URL", DEFAULT_PG_URL)
+    try:
+        admin = create_engine(base)
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except Exception as error:  # any failure to connect
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {base} is required under CI=true: {error}")
+        pytest.skip(f"PostgreSQL at {base} does not answer: {error}")
+    schema = "t_" + secrets.token_hex(6)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in base else "?"
+    yield f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
+def database_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a migrated database of each kind."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    engine = create_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def store(database_url: str) -> Iterator[Store]:
+    store = Store(create_engine(database_url))
+    yield store
+    store.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(store: Store) -> Any:
+    return create_app(store)
+
+
+_org_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def make_org(store: Store) -> Callable[..., Organization]:
+    """Create a fresh organization with the given settings."""
+
+    def make(**settings: Any) -> Organization:
+        name = f"org-{next(_org_numbers)}-{secrets.token_hex(4)}"
+        with store.write() as conn:
+            return create_organization(conn, name, **settings)
+
+    return make
+
+
+@pytest.fixture
+def make_key(store: Store) -> Callable[..., str]:
+    """Create a key for an organization and return its secret."""
+
+    def make(org: Organization, *, read_only: bool = False) -> str:
+        with store.write() as conn:
+            return create_key(conn, org, read_only=read_only)[1]
+
+    return make
+
+
+@pytest.fixture
+def org(make_org: Callable[..., Organization]) -> Organization:
+    return make_org()
+
+
+@pytest.fixture
+def api_key(org: Organization, make_key: Callable[..., str]) -> str:
+    return make_key(org)
+
+
+@pytest.fixture
+def client(app: Any, api_key: str) -> Iterator[TestClient]:
+    """An HTTP client of the app, authenticated as `org`."""
+    with TestClient(app, headers={"X-API-KEY": api_key}, raise_server_exceptions=True) as c:
+        yield c
+
+
+@pytest.fixture
+def anonymous(app: Any) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+def lead_row(**columns: Any) -> dict[str, Any]:
+    """A stored lead row (by column name) with sensible defaults."""
+    created = columns.pop("created_at", BASE_MS)
+    row: dict[str, Any] = {
+        "id": new_lead_id(),
+        "status": "open",
+        "source": "api",
+        "created_at": created,
+        "updated_at": created,
+        "expires_at": created + 90 * DAY_MS,
+    }
+    row.update(columns)
+    return row
+
+
+@pytest.fixture
+def add_leads(store: Store, org: Organization) -> Callable[..., list[dict[str, Any]]]:
+    """Insert lead rows (by column name) into `org`, or another organization if given."""
+
+    def add(*rows: dict[str, Any], into: Organization | None = None) -> list[dict[str, Any]]:
+        full = [lead_row(**r) for r in rows]
+        with store.write() as conn:
+            insert_leads(conn, org_id=(into or org).id, rows=full)
+        return full
+
+    return add
