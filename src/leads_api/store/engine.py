@@ -20,6 +20,9 @@ from leads_api.errors import ServiceUnavailable
 
 DEFAULT_DATABASE_URL = "sqlite:///./leads.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# A PostgreSQL server that does not answer (host down, packets dropped) must turn into a
+# 503 within seconds, not hang a request for the OS's TCP timeout.
+PG_CONNECT_TIMEOUT_S = 5
 
 
 def database_url_from_env() -> str:
@@ -42,8 +45,12 @@ def create_engine(url: str) -> Engine:
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
     return sa.create_engine(
         parsed,
+        connect_args=connect_args,
         pool_size=int(os.environ.get("LEADS_DB_POOL_SIZE", "10")),
         max_overflow=10,
         pool_pre_ping=True,  # a restarted server costs one failed ping, not a failed request
@@ -51,9 +58,15 @@ def create_engine(url: str) -> Engine:
     )
 
 
+def sqlite_busy_timeout_ms() -> int:
+    """How long a writer waits for SQLite's write lock before the request gets a 503."""
+    return int(os.environ.get("LEADS_SQLITE_BUSY_TIMEOUT_MS") or SQLITE_BUSY_TIMEOUT_MS)
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
+    busy_ms = sqlite_busy_timeout_ms()
     engine = sa.create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        url, connect_args={"check_same_thread": False, "timeout": busy_ms / 1000}
     )
 
     @event.listens_for(engine, "connect")
@@ -65,7 +78,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk before it is acknowledged, even if the machine stops.
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
