@@ -167,6 +167,27 @@ class Server:
         self.process = None
 
 
+def total_leads(http: httpx.Client) -> int:
+    """The caller's lead count, from the list's pagination."""
+    response = http.get("/api/leads", params={"limit": 1})
+    assert response.status_code == 200, response.text
+    total: int = response.json()["meta"]["pagination"]["total"]
+    return total
+
+
+def all_lead_ids(http: httpx.Client, *, max_pages: int = 100) -> list[str]:
+    """Every id the caller can list, page by page (bounded)."""
+    ids: list[str] = []
+    for page in range(1, max_pages + 1):
+        response = http.get("/api/leads", params={"limit": 100, "page": page, "fields": "id"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        ids.extend(lead["id"] for lead in body["data"])
+        if not body["meta"]["pagination"]["hasMore"]:
+            return ids
+    raise AssertionError(f"more than {max_pages} pages of leads")
+
+
 @contextmanager
 def running_server(database_url: str, log_dir: Path, **options: Any) -> Iterator[Server]:
     server = Server(database_url, log_dir, **options).start()

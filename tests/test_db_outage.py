@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from leads_api.store import open_store
 from leads_api.store.tenants import Organization, create_key, create_organization
-from server import Server, free_port, run_cli
+from server import Server, free_port, run_cli, total_leads
 
 pytestmark = pytest.mark.server
 
@@ -51,13 +51,6 @@ def timed(call: Callable[[], httpx.Response]) -> httpx.Response:
     elapsed = time.monotonic() - started
     assert elapsed < OUTAGE_ANSWER_S, f"answered after {elapsed:.1f} s"
     return response
-
-
-def total_leads(http: httpx.Client) -> int:
-    response = http.get("/api/leads", params={"limit": 1})
-    assert response.status_code == 200, response.text
-    total: int = response.json()["meta"]["pagination"]["total"]
-    return total
 
 
 # --- PostgreSQL: a private cluster that goes down and comes back ---------------------
