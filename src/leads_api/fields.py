@@ -126,6 +126,12 @@ FILTERABLE: dict[str, Field] = {f.name: f for f in LEAD_FIELDS if f.filterable}
 SORTABLE: dict[str, Field] = {f.name: f for f in LEAD_FIELDS if f.sortable}
 WRITABLE: dict[str, Field] = {f.name: f for f in LEAD_FIELDS if f.writable}
 
+# The ad platforms' click IDs: presence filters on these are answered from a bitmask rollup.
+CLICK_ID_NAMES: tuple[str, ...] = (
+    "gclid", "ga4cid", "ga4sid", "fbc", "fbp", "msclkid", "ttclid", "twclid", "rdt_cid",
+    "sccid", "li_fat_id",
+)
+
 # Legacy spellings accepted in `sort` (CONTRACT.md section 4, "Legacy parameters").
 LEGACY_SORT_NAMES: dict[str, str] = {
     "created_at": "createdAt",

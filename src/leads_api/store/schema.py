@@ -102,3 +102,40 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index("ix_idempotency_created", "created_at"),
 )
+
+# Rollups: exact lead counts per organization and group, kept in the same transaction as
+# every write (store/rollups.py), so a total is a sum over a few rows instead of a count
+# over an organization's whole index. `n` may reach 0; such rows are harmless.
+lead_counts = sa.Table(
+    "lead_counts",
+    metadata,
+    sa.Column("org_id", sa.Integer, primary_key=True),
+    sa.Column("status", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+lead_counts_by_day = sa.Table(  # createdAt ranges, by UTC day
+    "lead_counts_by_day",
+    metadata,
+    sa.Column("org_id", sa.Integer, primary_key=True),
+    sa.Column("day", sa.Integer, primary_key=True),
+    sa.Column("status", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+lead_counts_by_value = sa.Table(  # value ranges, by 100.00 wide bucket; -1 = no value
+    "lead_counts_by_value",
+    metadata,
+    sa.Column("org_id", sa.Integer, primary_key=True),
+    sa.Column("bucket", sa.BigInteger, primary_key=True),
+    sa.Column("status", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+lead_counts_by_clicks = sa.Table(  # click-ID presence, as a bitmask over CLICK_ID_NAMES
+    "lead_counts_by_clicks",
+    metadata,
+    sa.Column("org_id", sa.Integer, primary_key=True),
+    sa.Column("mask", sa.Integer, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)

@@ -1,7 +1,8 @@
 """Writing leads: inserting complete rows. Scoped to an organization.
 
 Rows arrive keyed by column name (see `leads_api.lead`), already validated; the derived
-search and ordering columns are filled in here so no writer can forget them.
+search and ordering columns are filled in here, and the count rollups moved in the same
+transaction (store/rollups.py), so no writer can forget them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from leads_api.lead import with_derived_columns
+from leads_api.store.rollups import record_changes
 from leads_api.store.schema import leads
 
 _LEAD_COLUMNS = tuple(c.name for c in leads.columns)
@@ -24,6 +26,7 @@ def insert_leads(
     batch = [_complete(row, org_id) for row in rows]
     if batch:
         conn.execute(leads.insert(), batch)
+        record_changes(conn, org_id=org_id, added=batch)
     return len(batch)
 
 
