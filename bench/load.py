@@ -1,0 +1,262 @@
+"""Loading the database: fresh schema, organizations, keys, the import and its floor, export.
+
+Leads go in through `leads-api import`, one organization at a time, timed as a user would
+time it. Beside it, the floor of the same database: the same rows (derived columns
+included) into a bare table with the same columns and no index, by PostgreSQL `COPY` or
+SQLite `executemany` in one transaction. Export is timed the same way, with its peak RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from bench.generate import Dataset, OrgData, org_rows
+from leads_api.lead import with_derived_columns
+
+FLOOR_TABLE = "leads_floor"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The database under test and how each tool reaches it."""
+
+    backend: str  # "sqlite" or "postgres"
+    url: str  # LEADS_DATABASE_URL for the service and its CLI
+    sqlite_path: Path | None = None
+    pg_conninfo: str = ""  # libpq URI of the benchmark database
+    pg_admin_conninfo: str = ""  # libpq URI of a database to CREATE DATABASE from
+    pg_dbname: str = ""
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.backend == "sqlite"
+
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    max_rss_mb: float
+    stdout: str
+    stderr: str
+
+
+def measured(command: Sequence[str], env: dict[str, str]) -> Measured:
+    """Run a command; wall time and the peak RSS of that process alone (wait4's rusage)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(list(command), env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        result = Measured(
+            seconds, usage.ru_maxrss / 1024, out.read().decode(), err.read().decode()
+        )
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} exited {process.returncode}:\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+def cli(command: Sequence[str], env: dict[str, str]) -> str:
+    done = subprocess.run(list(command), env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
+    return done.stdout
+
+
+def reset(target: Target) -> None:
+    """An empty database: the SQLite file removed; on PostgreSQL the benchmark database
+    created if missing and its `public` schema dropped and recreated (nothing else)."""
+    if target.is_sqlite:
+        assert target.sqlite_path is not None
+        for suffix in ("", "-wal", "-shm", ".migrate-lock"):
+            Path(f"{target.sqlite_path}{suffix}").unlink(missing_ok=True)
+        target.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        return
+    with psycopg.connect(target.pg_admin_conninfo, autocommit=True) as admin:
+        found = admin.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (target.pg_dbname,)
+        ).fetchone()
+        if found is None:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target.pg_dbname)))
+    with psycopg.connect(target.pg_conninfo, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
+def org_ids(target: Target) -> dict[str, int]:
+    query = "SELECT name, id FROM organizations"
+    if target.is_sqlite:
+        assert target.sqlite_path is not None
+        with sqlite3.connect(target.sqlite_path) as conn:
+            return {name: int(i) for name, i in conn.execute(query)}
+    with psycopg.connect(target.pg_conninfo) as pg:
+        return {name: int(i) for name, i in pg.execute(query)}
+
+
+def lead_columns(target: Target) -> list[str]:
+    """The `leads` table's columns, in table order, as the migrated database has them."""
+    if target.is_sqlite:
+        assert target.sqlite_path is not None
+        with sqlite3.connect(target.sqlite_path) as conn:
+            return [row[1] for row in conn.execute("PRAGMA table_info(leads)")]
+    with psycopg.connect(target.pg_conninfo) as pg:
+        rows = pg.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = 'leads' ORDER BY ordinal_position"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def floor(target: Target, data: Dataset, ids: dict[str, int], workdir: Path) -> dict[str, Any]:
+    """The same rows into a bare table, timed per organization (building the rows is not)."""
+    columns = lead_columns(target)
+    seconds = 0.0
+    for org in data.orgs:
+        rows = _floor_rows(org, ids[org.name], columns)
+        first = org is data.orgs[0]
+        if target.is_sqlite:
+            seconds += _sqlite_floor(target, workdir / "floor.db", columns, rows, first=first)
+        else:
+            seconds += _postgres_floor(target, columns, rows, first=first)
+        del rows
+    if not target.is_sqlite:
+        with psycopg.connect(target.pg_conninfo, autocommit=True) as pg:
+            pg.execute(f"DROP TABLE {FLOOR_TABLE}")
+    method = "executemany, one transaction" if target.is_sqlite else "COPY FROM STDIN"
+    return {
+        "method": method, "leads": data.rows, "seconds": round(seconds, 3),
+        "leads_per_s": round(data.rows / seconds),
+    }
+
+
+def _floor_rows(org: OrgData, org_id: int, columns: list[str]) -> list[tuple[Any, ...]]:
+    def to_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
+        full = with_derived_columns(row)
+        full["org_id"] = org_id
+        return tuple(full.get(c) for c in columns)
+
+    return org_rows(org, to_tuple)
+
+
+def _sqlite_floor(
+    target: Target, path: Path, columns: list[str], rows: list[tuple[Any, ...]], *, first: bool
+) -> float:
+    """A separate file beside the database, with the service's pragmas (WAL, FULL sync)."""
+    assert target.sqlite_path is not None
+    if first:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        if first:
+            with sqlite3.connect(target.sqlite_path) as main:
+                declared = {r[1]: r[2] for r in main.execute("PRAGMA table_info(leads)")}
+            definition = ", ".join(f'"{c}" {declared[c]}' for c in columns)
+            conn.execute(f"CREATE TABLE {FLOOR_TABLE} ({definition})")
+        marks = ", ".join("?" * len(columns))
+        start = time.perf_counter()
+        conn.execute("BEGIN")
+        conn.executemany(f"INSERT INTO {FLOOR_TABLE} VALUES ({marks})", rows)
+        conn.execute("COMMIT")
+        return time.perf_counter() - start
+    finally:
+        conn.close()
+
+
+def _postgres_floor(
+    target: Target, columns: list[str], rows: list[tuple[Any, ...]], *, first: bool
+) -> float:
+    with psycopg.connect(target.pg_conninfo) as pg:
+        if first:
+            pg.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
+            pg.execute(f"CREATE TABLE {FLOOR_TABLE} (LIKE leads)")  # columns, types, NOT NULL
+            pg.commit()
+        names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(FLOOR_TABLE), names)
+        start = time.perf_counter()
+        with pg.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+        pg.commit()
+        return time.perf_counter() - start
+
+
+def create_orgs(cli_path: str, env: dict[str, str], data: Dataset) -> dict[str, str]:
+    """Each organization and one key for it; returns name -> key."""
+    keys = {}
+    for org in data.orgs:
+        cli([cli_path, "orgs", "create", org.name], env)
+        keys[org.name] = new_key(cli_path, env, org.name)
+    return keys
+
+
+def new_key(cli_path: str, env: dict[str, str], org: str) -> str:
+    out = cli([cli_path, "keys", "create", "--org", org, "--name", "bench"], env)
+    return out.strip().splitlines()[-1]
+
+
+def import_all(cli_path: str, env: dict[str, str], data: Dataset) -> dict[str, Any]:
+    per_org: list[dict[str, Any]] = []
+    for org in data.orgs:
+        run = measured([cli_path, "import", "--org", org.name, str(data.path(org))], env)
+        per_org.append({
+            "org": org.name, "leads": org.leads, "seconds": round(run.seconds, 3),
+            "leads_per_s": round(org.leads / run.seconds), "max_rss_mb": round(run.max_rss_mb),
+        })
+    seconds = sum(o["seconds"] for o in per_org)
+    return {
+        "command": "leads-api import --org NAME FILE.jsonl",
+        "leads": data.rows, "seconds": round(seconds, 3), "leads_per_s": round(data.rows / seconds),
+        "max_rss_mb": max(o["max_rss_mb"] for o in per_org), "per_org": per_org,
+    }
+
+
+def analyze(target: Target) -> dict[str, Any]:
+    """Fresh statistics (and, on PostgreSQL, the visibility map index-only scans need)."""
+    start = time.perf_counter()
+    if target.is_sqlite:
+        assert target.sqlite_path is not None
+        conn = sqlite3.connect(target.sqlite_path, isolation_level=None)
+        try:
+            conn.execute("ANALYZE")
+        finally:
+            conn.close()
+        command = "ANALYZE"
+    else:
+        with psycopg.connect(target.pg_conninfo, autocommit=True) as pg:
+            pg.execute("VACUUM ANALYZE")
+        command = "VACUUM ANALYZE"
+    return {"command": command, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def export(cli_path: str, env: dict[str, str], org: OrgData, out: Path) -> dict[str, Any]:
+    run = measured([cli_path, "export", "--org", org.name, "-o", str(out)], env)
+    with out.open("rb") as exported:
+        lines = sum(1 for _ in exported)
+    if lines != org.leads:
+        raise RuntimeError(f"export wrote {lines} leads, {org.name} has {org.leads}")
+    size = out.stat().st_size
+    out.unlink()
+    return {
+        "command": f"leads-api export --org {org.name} -o FILE.jsonl",
+        "leads": lines, "seconds": round(run.seconds, 3),
+        "leads_per_s": round(lines / run.seconds), "max_rss_mb": round(run.max_rss_mb),
+        "megabytes": round(size / 1e6, 1),
+    }
