@@ -29,9 +29,15 @@ typecheck: $(BIN)/.installed
 unit: $(BIN)/.installed
 	$(BIN)/pytest
 
-bench: $(BIN)/.installed
+# The "fast at a million leads" benchmark on both backends, then bench/RESULTS.md and its
+# chart. Needs wrk and pgbench (apt-get install -y wrk postgresql-client) and PostgreSQL at
+# 127.0.0.1:5432 (BENCH_PG_URL); it uses its own database, leads_bench. About 30 minutes.
+BENCH_ROWS ?= 1000000
+bench: $(BIN)/.installed  ## load a million leads, measure the query mix, write bench/RESULTS.md
 	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/python -m bench run --backend sqlite --rows 1000000 --out bench/results/sqlite.json
+	$(BIN)/python -m bench run --backend sqlite --rows $(BENCH_ROWS) --out bench/results/sqlite.json
+	$(BIN)/python -m bench run --backend postgres --rows $(BENCH_ROWS) --out bench/results/postgres.json
+	$(BIN)/python -m bench report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
