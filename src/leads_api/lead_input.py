@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
 
 from leads_api.errors import ValidationError
-from leads_api.fields import FIELDS_BY_NAME, Field
+from leads_api.fields import FIELDS_BY_NAME, WRITABLE, Field, Kind
 from leads_api.query.values import BadValue, day_or_instant
 
 # Values up to a trillion: cents then stay far below 2**53, so they render exactly.
@@ -141,3 +143,128 @@ def _check_text(name: str, text: str, limit: int, *, measure_bytes: bool = False
     if size > limit:
         unit = "bytes" if measure_bytes else "characters"
         raise ValidationError(f"{name} is longer than {limit} {unit}", field=name)
+
+
+# --- whole bodies: POST /api/leads and PATCH /api/leads --------------------------------------
+
+# A new lead needs at least one of these (CONTRACT.md section 5).
+CONTACT_FIELDS = ("name", "email", "phone", "custom")
+# PATCH: how a lead is found, in order of preference, and the statuses a client may set.
+IDENTIFIERS = ("id", "email", "phone")
+UPDATE_STATUSES = ("qualified", "won", "lost")
+UPDATE_KEYS = (*IDENTIFIERS, "status", "changedTo", "value", "note", "lossReason", "alsoQualified")
+
+
+def new_lead_columns(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A POST /api/leads body -> the client-given columns of a new lead, by column name.
+
+    >>> new_lead_columns({"name": " Ada ", "ad_storage": "granted", "custom": {"a": 1}})
+    {'name': 'Ada', 'ad_storage': True, 'custom': '{"a":1}'}
+    """
+    columns: dict[str, Any] = {}
+    for name, value in body.items():
+        target = WRITABLE.get(name)
+        if target is None:
+            raise ValidationError(
+                f"Unknown field {_shown(name)}: a new lead accepts {', '.join(WRITABLE)}",
+                field=name,
+            )
+        columns[target.column] = _written_value(target, value)
+    if all(columns.get(FIELDS_BY_NAME[n].column) is None for n in CONTACT_FIELDS):
+        raise ValidationError(
+            "A lead needs at least one of name, email, phone or custom (non-empty)",
+            field=CONTACT_FIELDS[0],
+            oneOf=list(CONTACT_FIELDS),
+        )
+    return columns
+
+
+@dataclass(frozen=True)
+class LeadChange:
+    """A PATCH /api/leads body, checked: which leads, and what to change on them.
+
+    `columns` holds `value_cents` / `note` when the body names them (null clears them);
+    `loss_reason` applies only to leads whose resulting status is `lost`.
+    """
+
+    match_field: str  # "id", "email" or "phone"
+    match_value: str
+    status: str | None
+    also_qualified: bool
+    columns: dict[str, Any]
+    loss_reason_given: bool
+    loss_reason: str | None
+
+
+def lead_change(body: Mapping[str, Any]) -> LeadChange:
+    """A PATCH /api/leads body -> LeadChange, or ValidationError naming the field.
+
+    >>> change = lead_change({"email": "A@x.io", "changedTo": "won", "value": "99.50"})
+    >>> change.match_field, change.match_value, change.status, change.columns
+    ('email', 'A@x.io', 'won', {'value_cents': 9950})
+    """
+    for name in body:
+        if name not in UPDATE_KEYS:
+            raise ValidationError(
+                f"Unknown field {_shown(name)}: an update accepts {', '.join(UPDATE_KEYS)}",
+                field=name,
+            )
+    match = next(
+        ((n, v) for n in IDENTIFIERS if (v := text_value(FIELDS_BY_NAME[n], body.get(n)))),
+        None,
+    )
+    if match is None:
+        raise ValidationError(
+            "Say which lead to update: send id, email or phone", field="id", oneOf=list(IDENTIFIERS)
+        )
+    status = _update_status(body)
+    also = body.get("alsoQualified")
+    if also is not None and not isinstance(also, bool):
+        raise ValidationError("alsoQualified must be true or false", field="alsoQualified")
+    columns: dict[str, Any] = {}
+    if "value" in body:
+        columns["value_cents"] = money_value("value", body["value"])
+    if "note" in body:
+        columns["note"] = text_value(FIELDS_BY_NAME["note"], body["note"])
+    loss_reason = text_value(FIELDS_BY_NAME["lossReason"], body.get("lossReason"))
+    if status is None and not columns and "lossReason" not in body:
+        raise ValidationError(
+            "Nothing to change: send status, value, note or lossReason", field="status"
+        )
+    return LeadChange(
+        match_field=match[0],
+        match_value=match[1],
+        status=status,
+        also_qualified=bool(also),
+        columns=columns,
+        loss_reason_given="lossReason" in body,
+        loss_reason=loss_reason,
+    )
+
+
+def _update_status(body: Mapping[str, Any]) -> str | None:
+    """`status`, or its legacy alias `changedTo` when `status` is absent or null."""
+    name = "status" if body.get("status") is not None else "changedTo"
+    value = body.get(name)
+    if value is None:
+        return None
+    text = value.strip() if isinstance(value, str) else value
+    if text not in UPDATE_STATUSES:
+        raise ValidationError(
+            f"{name} must be one of {', '.join(UPDATE_STATUSES)}", field=name,
+            allowed=list(UPDATE_STATUSES),
+        )
+    return str(text)
+
+
+def _written_value(target: Field, value: Any) -> Any:
+    if target.kind is Kind.CONSENT:
+        return consent_value(target.name, value)
+    if target.name == "custom":
+        return custom_value(value)
+    return text_value(target, value)
+
+
+def _shown(name: str) -> str:
+    """A client-sent key for an error message: quoted, and cut short if it is huge."""
+    return repr(name if len(name) <= 100 else name[:100] + "...")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from leads_api.api.check import check_endpoint
 from leads_api.api.errors import on_api_error, on_http_exception, on_unexpected
 from leads_api.api.read import list_leads_endpoint, one_lead_endpoint
+from leads_api.api.stats import stats_endpoint
+from leads_api.api.write import create_lead_endpoint, update_leads_endpoint
 from leads_api.errors import ApiError
 from leads_api.store import Store, open_store
 
@@ -16,9 +22,16 @@ from leads_api.store import Store, open_store
 def create_app(store: Store | None = None) -> Starlette:
     """The app over `store` (default: the store LEADS_DATABASE_URL names)."""
     routes = [
-        Route("/api/leads", list_leads_endpoint, methods=["GET"]),
+        Route(
+            "/api/leads",
+            by_method(
+                GET=list_leads_endpoint, POST=create_lead_endpoint, PATCH=update_leads_endpoint
+            ),
+            methods=["GET", "POST", "PATCH"],
+        ),
         Route("/api/leads/{lead_id:str}", one_lead_endpoint, methods=["GET"]),
         Route("/api/check", check_endpoint, methods=["GET", "POST"]),
+        Route("/api/stats", stats_endpoint, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
@@ -30,6 +43,20 @@ def create_app(store: Store | None = None) -> Starlette:
     )
     app.state.store = store if store is not None else open_store()
     return app
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def by_method(**endpoints: Endpoint) -> Endpoint:
+    """One endpoint per method on one path. A single Route (rather than one per method) keeps
+    Starlette's 405 and its Allow header listing every method the path takes."""
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    return dispatch
 
 
 def app_from_env() -> Starlette:

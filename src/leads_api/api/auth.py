@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from leads_api.errors import Forbidden, Unauthorized
+from leads_api.store import Store
 from leads_api.store.tenants import Caller, authenticate
 
 
@@ -31,3 +33,19 @@ def require_caller(conn: Connection, key: str | None) -> Caller:
 def require_writer(caller: Caller) -> None:
     if caller.read_only:
         raise Forbidden("This API key is read-only; writes need a key without --read-only")
+
+
+async def request_caller(request: Request, *, writes: bool = False) -> Caller:
+    """The caller, from a short read transaction of its own, before the body is read: an
+    unknown key is 401 and (with `writes`) a read-only key 403 whatever the body holds."""
+    store: Store = request.app.state.store
+    key = key_from_headers(request)
+
+    def work() -> Caller:
+        with store.read() as conn:
+            return require_caller(conn, key)
+
+    caller = await run_in_threadpool(work)
+    if writes:
+        require_writer(caller)
+    return caller

@@ -19,6 +19,8 @@ from leads_api.errors import (
 )
 
 log = logging.getLogger("leads_api")
+# The order methods are listed in an Allow header (Starlette keeps a route's methods in a set).
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def error_response(request: Request, error: ApiError) -> Response:
@@ -49,7 +51,10 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     path = request.url.path
     if exc.status_code == 405:
-        allow = [m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()]
+        allow = sorted(
+            (m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()),
+            key=lambda m: _METHOD_ORDER.index(m) if m in _METHOD_ORDER else len(_METHOD_ORDER),
+        )
         return error_response(
             request,
             MethodNotAllowed(
