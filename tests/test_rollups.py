@@ -56,7 +56,7 @@ def plain_count(store: Store, org_id: int, query_string: str) -> int:
     query = parse_list_query(split_query_string(query_string))
     with store.read() as conn:
         statement = sa.select(sa.func.count()).select_from(leads).where(
-            where_clause(query, org_id=org_id)
+            where_clause(query, org_id=org_id, dialect=conn.dialect.name)
         )
         return int(conn.execute(statement).scalar_one())
 

@@ -143,6 +143,9 @@ LEGACY_SORT_NAMES: dict[str, str] = {
 # (str.casefold and the phone's ASCII digits) so both databases give the same answers.
 FOLDED_COLUMNS: dict[str, str] = {"name": "name_fold", "email": "email_fold", "phone": "phone_fold"}
 PHONE_DIGITS_COLUMN = "phone_digits"
+# All four joined by newlines: one column for the search index to prefilter on; the exact
+# per-column match above still decides (a term may not span two of them).
+SEARCH_TEXT_COLUMN = "search_text"
 
 
 def sort_column(field: Field) -> str:

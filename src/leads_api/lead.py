@@ -11,7 +11,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from leads_api.fields import FOLDED_COLUMNS, LEAD_FIELDS, PHONE_DIGITS_COLUMN, Field, Kind
+from leads_api.fields import (
+    FOLDED_COLUMNS,
+    LEAD_FIELDS,
+    PHONE_DIGITS_COLUMN,
+    SEARCH_TEXT_COLUMN,
+    Field,
+    Kind,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -87,12 +94,15 @@ def row_to_object(fields: Sequence[Field], row: Sequence[Any]) -> dict[str, Any]
 def derived_columns(name: str | None, email: str | None, phone: str | None) -> dict[str, Any]:
     """The search and ordering columns: case-folded name/email/phone and the phone's digits."""
     digits = _NON_DIGITS.sub("", phone) if phone else ""
-    return {
+    folded = {
         FOLDED_COLUMNS["name"]: name.casefold() if name is not None else None,
         FOLDED_COLUMNS["email"]: email.casefold() if email is not None else None,
         FOLDED_COLUMNS["phone"]: phone.casefold() if phone is not None else None,
         PHONE_DIGITS_COLUMN: digits or None,
     }
+    parts = [part for part in folded.values() if part]
+    folded[SEARCH_TEXT_COLUMN] = "\n".join(parts) if parts else None
+    return folded
 
 
 def with_derived_columns(columns: Mapping[str, Any]) -> dict[str, Any]:

@@ -66,7 +66,7 @@ def count_leads(conn: Connection, *, org_id: int, query: ListQuery) -> int:
     plan = plan_count(query)
     if plan is None:
         statement = sa.select(sa.func.count()).select_from(leads).where(
-            where_clause(query, org_id=org_id)
+            where_clause(query, org_id=org_id, dialect=conn.dialect.name)
         )
     elif plan.empty:
         return 0

@@ -24,7 +24,7 @@ class Page:
 
 def count_leads(conn: Connection, *, org_id: int, query: ListQuery) -> int:
     statement = sa.select(sa.func.count()).select_from(leads).where(
-        where_clause(query, org_id=org_id)
+        where_clause(query, org_id=org_id, dialect=conn.dialect.name)
     )
     return int(conn.execute(statement).scalar_one())
 
@@ -36,7 +36,7 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
         return Page(fields, [], total)  # past the end: no need to ask (nor to overflow OFFSET)
     statement = (
         sa.select(*columns_for(fields))
-        .where(where_clause(query, org_id=org_id))
+        .where(where_clause(query, org_id=org_id, dialect=conn.dialect.name))
         .order_by(*order_by(query))
         .limit(query.limit)
         .offset(query.offset)
@@ -50,7 +50,7 @@ def iter_leads(
     """Every matching lead in full, in the query's order, streamed (for export)."""
     statement = (
         sa.select(*columns_for(LEAD_FIELDS))
-        .where(where_clause(query, org_id=org_id))
+        .where(where_clause(query, org_id=org_id, dialect=conn.dialect.name))
         .order_by(*order_by(query))
     )
     result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(

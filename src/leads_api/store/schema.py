@@ -11,7 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from leads_api.fields import FOLDED_COLUMNS, LEAD_FIELDS, PHONE_DIGITS_COLUMN, Field, Kind
+from leads_api.fields import (
+    FOLDED_COLUMNS,
+    LEAD_FIELDS,
+    PHONE_DIGITS_COLUMN,
+    SEARCH_TEXT_COLUMN,
+    Field,
+    Kind,
+)
 
 # Text that is ordered or compared must order by code point on both databases: SQLite's
 # BINARY collation does that for UTF-8, PostgreSQL needs the "C" collation.
@@ -69,6 +76,7 @@ leads = sa.Table(
     *(_lead_column(f) for f in LEAD_FIELDS),
     *(sa.Column(c, OrderedText, nullable=True) for c in FOLDED_COLUMNS.values()),
     sa.Column(PHONE_DIGITS_COLUMN, sa.Text, nullable=True),
+    sa.Column(SEARCH_TEXT_COLUMN, sa.Text, nullable=True),
     sa.Index("ix_leads_org_created", "org_id", "created_at", "id"),
     sa.Index("ix_leads_org_updated", "org_id", "updated_at", "id"),
     sa.Index("ix_leads_org_qualified", "org_id", "qualified_at", "id"),
@@ -88,6 +96,27 @@ sa.Index(
     leads.c.value_cents.desc().nulls_last(),
     leads.c.id.desc(),
 ).ddl_if(dialect="postgresql")
+
+# Search prefilters on `search_text` through a trigram index: on PostgreSQL pg_trgm's GIN
+# with the organization in the same index (btree_gin); on SQLite the FTS5 table below,
+# kept by triggers (migration 0003). The exact match on the folded columns then decides.
+sa.Index(
+    "ix_leads_search",
+    leads.c.org_id,
+    leads.c[SEARCH_TEXT_COLUMN],
+    postgresql_using="gin",
+    postgresql_ops={SEARCH_TEXT_COLUMN: "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
+
+# SQLite's FTS5 trigram table; a virtual table, so it lives outside `metadata` (whose
+# tables the migrations create) and is declared here only to be queried.
+sqlite_search = sa.Table(
+    "leads_fts",
+    sa.MetaData(),
+    sa.Column("search_text", sa.Text),
+    sa.Column("lead_id", sa.Text),
+    sa.Column("org_id", sa.Integer),
+)
 
 # A retried POST with the same Idempotency-Key returns the stored first answer; the primary
 # key makes the database, not a check-then-insert, decide which of two racing requests wins.
