@@ -118,7 +118,8 @@ def test_every_accepted_field_is_stored(client: TestClient) -> None:
 def test_strings_are_trimmed_and_empty_ones_stored_as_null(client: TestClient) -> None:
     lead = create(
         client,
-        {"name": "  Ada  ", "email": "   ", "phone": "\t+1 555 0100\n", "note": "", "utm_source": " "},
+        {"name": "  Ada  ", "email": "   ", "phone": "\t+1 555 0100\n", "note": "",
+         "utm_source": " "},
     )
     assert lead["name"] == "Ada"
     assert lead["phone"] == "+1 555 0100"

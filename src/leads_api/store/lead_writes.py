@@ -198,9 +198,11 @@ def _claim_key(
             status=answer.status,
             response=orjson.dumps(answer.data).decode(),
             created_at=now,
-        ).on_conflict_do_nothing(index_elements=[table.c.org_id, table.c.key])
-    ).rowcount
-    if inserted:
+        )
+        .on_conflict_do_nothing(index_elements=[table.c.org_id, table.c.key])
+        .returning(table.c.key)  # a row only when this insert won (rowcount is not portable)
+    ).first()
+    if inserted is not None:
         return None
     stored = conn.execute(
         sa.select(table.c.body_hash, table.c.status, table.c.response).where(
