@@ -1,0 +1,152 @@
+"""JSONL and CSV files of lead objects: reading them as numbered records, writing them.
+
+JSONL holds one lead object per line, exactly as GET returns it. CSV holds a header row of
+field names, then one lead per record: an empty cell is null, consent is `true`/`false`,
+`value` a plain number. Line numbers are the file's own (a CSV header is line 1; a record
+spanning several lines is numbered by its first).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from leads_api.errors import UsageError
+from leads_api.fields import FIELD_NAMES
+from leads_api.transfer.rows import unknown_field
+
+JSONL = "jsonl"
+CSV = "csv"
+FORMATS = (JSONL, CSV)
+_SUFFIXES = {".jsonl": JSONL, ".csv": CSV}
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One lead as read from a file: its parsed object, or why the line could not be read."""
+
+    line: int
+    obj: Any = None
+    error: str | None = None
+
+
+def format_of(path: Path) -> str | None:
+    """The format a file name implies (`.jsonl`, `.csv`, any case), or None."""
+    return _SUFFIXES.get(path.suffix.lower())
+
+
+@contextmanager
+def open_records(path: Path) -> Iterator[Iterator[Record]]:
+    """The records of a `.jsonl` or `.csv` file; a missing file or bad header is a UsageError."""
+    fmt = format_of(path)
+    if fmt is None:
+        raise UsageError(f"{path}: unsupported file type; use a .jsonl or .csv file")
+    try:
+        handle: IO[Any] = (
+            path.open("rb") if fmt == JSONL else path.open(encoding="utf-8-sig", newline="")
+        )
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read the file ({error.strerror})") from None
+    with handle:
+        yield _jsonl_records(handle) if fmt == JSONL else _csv_records(handle, path)
+
+
+def _jsonl_records(lines: IO[bytes]) -> Iterator[Record]:
+    for number, raw in enumerate(lines, 1):
+        text = raw[len(_BOM):] if number == 1 and raw.startswith(_BOM) else raw
+        if not text.strip():
+            continue
+        try:
+            yield Record(number, orjson.loads(text))
+        except orjson.JSONDecodeError as error:
+            yield Record(number, error=f"not valid JSON ({error})")
+
+
+def _csv_records(handle: IO[str], path: Path) -> Iterator[Record]:
+    reader = csv.reader(handle, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        _check_header(header, path)
+        start = reader.line_num + 1
+        for cells in reader:
+            line, start = start, reader.line_num + 1
+            if not cells:
+                continue  # a blank line
+            if len(cells) != len(header):
+                yield Record(line, error=f"{len(cells)} cells, but the header has {len(header)}")
+                continue
+            yield Record(line, {k: v or None for k, v in zip(header, cells, strict=True)})
+    except csv.Error as error:
+        raise UsageError(f"{path}: line {reader.line_num}: not valid CSV ({error})") from None
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"{path}: not UTF-8 text (near line {reader.line_num + 1})"
+        ) from None
+
+
+def _check_header(header: list[str], path: Path) -> None:
+    """Unknown or repeated columns spoil every row, so they reject the file, not rows."""
+    known = set(FIELD_NAMES)
+    for name in header:
+        if name not in known:
+            raise UsageError(f"{path}: line 1: {unknown_field(name)}")
+        if header.count(name) > 1:
+            raise UsageError(f"{path}: line 1: column {name!r} appears twice")
+
+
+# --- writing -------------------------------------------------------------------------------
+
+PROGRESS_STEP = 1_000
+
+
+def write_leads(
+    leads: Iterable[dict[str, Any]],
+    out: IO[bytes],
+    fmt: str,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Write lead objects (all fields) to a binary stream; returns how many were written."""
+    count = 0
+    with _emitter(out, fmt) as emit:
+        for lead in leads:
+            emit(lead)
+            count += 1
+            if progress is not None and count % PROGRESS_STEP == 0:
+                progress(PROGRESS_STEP)
+    if progress is not None:
+        progress(count % PROGRESS_STEP)
+    return count
+
+
+@contextmanager
+def _emitter(out: IO[bytes], fmt: str) -> Iterator[Callable[[dict[str, Any]], object]]:
+    if fmt == JSONL:
+        yield lambda lead: out.write(orjson.dumps(lead, option=orjson.OPT_APPEND_NEWLINE))
+        out.flush()
+        return
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(FIELD_NAMES)
+    yield lambda lead: writer.writerow([_cell(lead[name]) for name in FIELD_NAMES])
+    text.flush()
+    text.detach()  # leave `out` open: it belongs to the caller
+
+
+def _cell(value: Any) -> Any:
+    """A JSON value as a CSV cell: null empty, booleans as true/false, the rest as written."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value  # text, or a number the csv module writes as Python's repr (99.5, 5000)

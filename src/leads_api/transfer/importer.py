@@ -1,0 +1,153 @@
+"""Loading a file of lead objects into an organization, in one transaction.
+
+Records are taken in chunks: each chunk's objects are checked, its ids looked up with one
+query, and its new and changed leads written with one statement each. Every bad record is
+collected with its line number; unless bad records are to be skipped, the first one stops
+the writing (reading and checking go on, so every problem is reported) and the transaction
+is rolled back at the end, so nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from leads_api.errors import ValidationError
+from leads_api.lead import now_ms
+from leads_api.store import Store
+from leads_api.store.tenants import Organization, require_organization
+from leads_api.store.upserts import find_leads, replace_leads
+from leads_api.store.writes import insert_leads
+from leads_api.transfer.formats import Record
+from leads_api.transfer.progress import Tracker
+from leads_api.transfer.rows import Incoming, merged_row, new_row, read_object
+
+CHUNK_SIZE = 2_000
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    message: str
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    committed: bool = False
+
+    @property
+    def skipped(self) -> int:
+        return len(self.problems)
+
+
+class _Rollback(Exception):
+    """Raised inside the transaction to undo it when bad records may not be skipped."""
+
+
+def import_records(
+    store: Store,
+    *,
+    org_name: str,
+    records: Iterable[Record],
+    skip_invalid: bool = False,
+    progress: Tracker | None = None,
+) -> ImportReport:
+    """Import `records` into the organization named `org_name`, all or (with
+    `skip_invalid`) all the good ones; the report says what happened."""
+    report = ImportReport()
+    try:
+        with store.write() as conn:
+            org = require_organization(conn, org_name)
+            _Load(conn, org, report, skip_invalid=skip_invalid).run(records, progress)
+            if report.problems and not skip_invalid:
+                raise _Rollback
+    except _Rollback:
+        pass
+    else:
+        report.committed = True
+    report.problems.sort(key=lambda p: p.line)
+    return report
+
+
+class _Load:
+    """One import run inside its transaction."""
+
+    def __init__(
+        self, conn: Connection, org: Organization, report: ImportReport, *, skip_invalid: bool
+    ) -> None:
+        self.conn = conn
+        self.org = org
+        self.report = report
+        self.skip_invalid = skip_invalid
+        self.now = now_ms()
+        self.lines_of_ids: dict[str, int] = {}  # every id seen so far, by its first line
+
+    def run(self, records: Iterable[Record], progress: Tracker | None) -> None:
+        for chunk in _chunks(records, CHUNK_SIZE):
+            self._chunk(chunk)
+            if progress is not None:
+                progress.advance(len(chunk))
+
+    def _chunk(self, chunk: list[Record]) -> None:
+        incoming = [(r.line, i) for r in chunk if (i := self._read(r)) is not None]
+        ids = {i.id for _, i in incoming if i.id is not None}
+        stored, foreign = find_leads(self.conn, org_id=self.org.id, ids=ids)
+        new: list[dict[str, Any]] = []
+        changed: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for line, item in incoming:
+            if item.id in foreign:
+                self._problem(line, f"id {item.id} belongs to another organization")
+                continue
+            old = stored.get(item.id) if item.id is not None else None
+            try:
+                if old is None:
+                    new.append(self._new_row(item))
+                elif (row := self._merged_row(item, old)) is not None:
+                    changed.append((old, row))
+                else:
+                    self.report.unchanged += 1
+            except ValidationError as error:
+                self._problem(line, error.message)
+        if self.report.problems and not self.skip_invalid:
+            return  # the transaction will be rolled back: keep checking, stop writing
+        self.report.created += insert_leads(self.conn, org_id=self.org.id, rows=new)
+        self.report.updated += replace_leads(self.conn, org_id=self.org.id, changes=changed)
+
+    def _read(self, record: Record) -> Incoming | None:
+        if record.error is not None:
+            self._problem(record.line, record.error)
+            return None
+        try:
+            incoming = read_object(record.obj)
+        except ValidationError as error:
+            self._problem(record.line, error.message)
+            return None
+        if incoming.id is not None:
+            first = self.lines_of_ids.setdefault(incoming.id, record.line)
+            if first != record.line:
+                self._problem(record.line, f"id {incoming.id} is already on line {first}")
+                return None
+        return incoming
+
+    def _new_row(self, item: Incoming) -> dict[str, Any]:
+        return new_row(item, now=self.now, attribution_days=self.org.attribution_days)
+
+    def _merged_row(self, item: Incoming, old: dict[str, Any]) -> dict[str, Any] | None:
+        return merged_row(item, old, now=self.now, attribution_days=self.org.attribution_days)
+
+    def _problem(self, line: int, message: str) -> None:
+        self.report.problems.append(Problem(line, message))
+
+
+def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    iterator = iter(records)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
