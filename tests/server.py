@@ -175,16 +175,16 @@ def total_leads(http: httpx.Client) -> int:
     return total
 
 
-def all_lead_ids(http: httpx.Client, *, max_pages: int = 100) -> list[str]:
-    """Every id the caller can list, page by page (bounded)."""
-    ids: list[str] = []
+def all_leads(http: httpx.Client, fields: str, *, max_pages: int = 100) -> list[dict[str, Any]]:
+    """Every lead the caller can list (only `fields`, plus id), page by page (bounded)."""
+    found: list[dict[str, Any]] = []
     for page in range(1, max_pages + 1):
-        response = http.get("/api/leads", params={"limit": 100, "page": page, "fields": "id"})
+        response = http.get("/api/leads", params={"limit": 100, "page": page, "fields": fields})
         assert response.status_code == 200, response.text
         body = response.json()
-        ids.extend(lead["id"] for lead in body["data"])
+        found.extend(body["data"])
         if not body["meta"]["pagination"]["hasMore"]:
-            return ids
+            return found
     raise AssertionError(f"more than {max_pages} pages of leads")
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from server import Server, all_lead_ids, running_server, total_leads
+from server import Server, all_leads, running_server, total_leads
 
 pytestmark = pytest.mark.server
 
@@ -121,7 +121,7 @@ def test_concurrent_creates_are_all_kept(server: Server, api_key: str) -> None:
     assert len(set(ids)) == len(ids) == CREATE_THREADS * CREATES_PER_THREAD
     with server.client(api_key) as http:
         assert total_leads(http) == len(ids)
-        assert sorted(all_lead_ids(http)) == sorted(ids)
+        assert sorted(lead["id"] for lead in all_leads(http, "id")) == sorted(ids)
 
 
 IDEMPOTENT_ROUNDS = 4

@@ -180,8 +180,12 @@ def outage(
 ) -> Iterator[Outage]:
     url = private_cluster.url("leads")
     run_cli(url, "migrate")
-    run_cli(url, "orgs", "create", "outage")
-    api_key = run_cli(url, "keys", "create", "--org", "outage").strip().splitlines()[-1]
+    store = open_store(url)
+    try:
+        with store.write() as conn:
+            api_key = create_key(conn, create_organization(conn, "outage"))[1]
+    finally:
+        store.dispose()
     server = Server(url, tmp_path_factory.mktemp("outage-server")).start()
     try:
         yield Outage(private_cluster, server, api_key)
