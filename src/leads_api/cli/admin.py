@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import Connection
 
 from leads_api.store import create_engine, database_url_from_env, open_store
 from leads_api.store.migrate import migrate
@@ -32,8 +35,23 @@ def register(app: typer.Typer) -> None:
 def migrate_command() -> None:
     """Bring the database schema up to date."""
     engine = create_engine(database_url_from_env())
-    migrate(engine)
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
     typer.echo(f"Schema up to date ({engine.url.render_as_string(hide_password=True)})")
+
+
+@contextmanager
+def _store(mode: str) -> Iterator[Connection]:
+    """One transaction on the store, whose connections are closed when it ends (an engine
+    left to the garbage collector leaves its PostgreSQL connections open until then)."""
+    store = open_store()
+    try:
+        with store.write() if mode == "write" else store.read() as conn:
+            yield conn
+    finally:
+        store.dispose()
 
 
 @orgs.command("create")
@@ -50,7 +68,7 @@ def orgs_create(
     ] = 90,
 ) -> None:
     """Create an organization."""
-    with open_store().write() as conn:
+    with _store("write") as conn:
         org = create_organization(
             conn,
             name,
@@ -74,7 +92,7 @@ def orgs_update(
     """Change an organization's settings."""
     limit: int | bool | None = None if unlimited else (leads_limit if leads_limit is not None
                                                      else False)
-    with open_store().write() as conn:
+    with _store("write") as conn:
         org = update_organization(
             conn,
             name,
@@ -91,7 +109,7 @@ def orgs_update(
 @orgs.command("list")
 def orgs_list() -> None:
     """List organizations and their settings."""
-    with open_store().read() as conn:
+    with _store("read") as conn:
         for org in list_organizations(conn):
             typer.echo(
                 f"{org.id}\t{org.name}\tallowBulkUpdates={org.allow_bulk_updates}\t"
@@ -106,7 +124,7 @@ def keys_create(
     read_only: Annotated[bool, typer.Option(help="The key may read but not write.")] = False,
 ) -> None:
     """Create a key; the secret is printed once, alone on the last line."""
-    with open_store().write() as conn:
+    with _store("write") as conn:
         organization = require_organization(conn, org)
         key_id, secret = create_key(conn, organization, name=name, read_only=read_only)
     mode = "read-only" if read_only else "read-write"
@@ -117,7 +135,7 @@ def keys_create(
 @keys.command("list")
 def keys_list(org: Annotated[str, typer.Option("--org", help="The organization's name.")]) -> None:
     """List an organization's keys (never their secrets)."""
-    with open_store().read() as conn:
+    with _store("read") as conn:
         found = list_keys(conn, require_organization(conn, org))
     for key in found:
         state = "revoked " + _date(key.revoked_at) if key.revoked_at else "active"
@@ -131,7 +149,7 @@ def keys_list(org: Annotated[str, typer.Option("--org", help="The organization's
 @keys.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key: it gets 401 from then on."""
-    with open_store().write() as conn:
+    with _store("write") as conn:
         revoke_key(conn, key_id)
     typer.echo(f"Revoked {key_id}")
 
