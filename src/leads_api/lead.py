@@ -47,7 +47,8 @@ def now_ms() -> int:
 def format_timestamp(ms: int) -> str:
     """Epoch milliseconds -> `2026-01-15T10:30:00.000Z`."""
     moment = _EPOCH + timedelta(milliseconds=ms)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    # `%Y` drops leading zeros on Linux (year 1 -> "1"): always four digits.
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
 
 
 def money_to_json(cents: int) -> int | float:
