@@ -336,3 +336,11 @@ def test_dates_need_the_custom_period(client: TestClient, field: str) -> None:
 @pytest.mark.parametrize("key", ["from", "status", "Period"])
 def test_unknown_keys_are_refused(client: TestClient, key: str) -> None:
     assert_error(client.post("/api/stats", json={key: "x"}), 400, "VALIDATION_ERROR", field=key)
+
+
+def test_early_years_keep_four_digits(client: TestClient) -> None:
+    usage = stats(
+        client, {"period": "custom", "startDate": "0001-01-01", "endDate": "0999-12-31"}
+    )["usage"]
+    assert (usage["periodStart"], usage["periodEnd"]) == (
+        "0001-01-01T00:00:00.000Z", "0999-12-31T23:59:59.999Z")
