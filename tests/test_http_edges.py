@@ -3,11 +3,14 @@ type, malformed JSON. Every answer is the error envelope with an X-Request-Id.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 MIB = 1024 * 1024
@@ -212,3 +215,34 @@ def test_huge_numbers_are_a_field_error_not_a_crash(client: TestClient) -> None:
         headers=JSON,
     )
     assert_error(response, 400, "VALIDATION_ERROR", field="value")
+
+
+# --- no body makes a 500 --------------------------------------------------------------------
+
+KNOWN_KEYS = ["name", "email", "phone", "custom", "note", "id", "status", "changedTo", "value",
+              "lossReason", "alsoQualified", "ad_storage", "gclid", "period", "startDate",
+              "endDate"]
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text() | st.sampled_from(["", " ", "won", "lost", "qualified", "custom", "2026-02-30",
+                                   "2026-01-01", "granted", "99.50", "-1", "\x00"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                  max_size=3),
+    max_leaves=6,
+)
+json_bodies = st.dictionaries(st.sampled_from(KNOWN_KEYS) | st.text(max_size=8), json_values,
+                              max_size=5)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=json_bodies, endpoint=st.sampled_from(BODY_ENDPOINTS))
+def test_no_json_body_makes_a_500(
+    client: TestClient, body: dict[str, Any], endpoint: tuple[str, str, Any]
+) -> None:
+    method, path, _ = endpoint
+    content = json.dumps(body).encode()  # the stdlib also writes integers beyond 64 bits
+    response = client.request(method, path, content=content, headers=JSON)
+    assert response.status_code in (200, 201, 400, 403, 404, 409), response.text
+    assert response.headers["X-Request-Id"] == response.json()["meta"]["requestId"]
