@@ -24,7 +24,7 @@ BIGINT_MAX = 2**63 - 1
 DAY_MS = 86_400_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+_NUMBER = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DATETIME = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})"
@@ -41,9 +41,33 @@ class BadValue(ValueError):
 
 def parse_number(text: str) -> Fraction:
     """A filter number: `-?digits[.digits]`, exactly."""
-    if not _NUMBER.fullmatch(text):
+    m = _NUMBER.fullmatch(text)
+    if not m:
         raise BadValue(text)
-    return Fraction(text)
+    number = _decimal(m[2], m[3] or "")
+    return -number if m[1] else number
+
+
+# A decimal from the query string is only ever scaled by at most 1000 (seconds -> ms) and
+# then floored or ceiled against the store's 64-bit integers, so its digits past these
+# limits cannot change an answer. Cutting them keeps the work bounded for a value of any
+# length (int() refuses more than 4,300 digits; big-number arithmetic grows quadratically).
+_MAX_WHOLE_DIGITS = 25  # 10**25 * 1000 is far beyond any 64-bit integer
+_MAX_FRACTION_DIGITS = 30
+
+
+def _decimal(whole: str, fraction: str) -> Fraction:
+    """The non-negative decimal `whole.fraction`, exactly or, past the limits above, with a
+    stand-in that floors and ceils the same after scaling by 1, 100 or 1000."""
+    whole = whole.lstrip("0")
+    if len(whole) > _MAX_WHOLE_DIGITS:
+        return Fraction(10**_MAX_WHOLE_DIGITS)
+    if len(fraction) > _MAX_FRACTION_DIGITS:
+        # Any non-zero digits beyond the cut become a single 1 just after it, so the value
+        # stays strictly between two consecutive 30-digit decimals, as the original was.
+        rest = fraction[_MAX_FRACTION_DIGITS:]
+        fraction = fraction[:_MAX_FRACTION_DIGITS] + ("1" if rest.strip("0") else "")
+    return Fraction(int(whole or "0")) + Fraction(int(fraction or "0"), 10 ** len(fraction))
 
 
 def _ms(dt: datetime) -> int:
@@ -69,7 +93,7 @@ def day_or_instant(text: str) -> tuple[int, int] | Fraction:
         raise BadValue(text)
     year, month, day, hour, minute = (int(m[i]) for i in range(1, 6))
     second = int(m[6] or 0)
-    fraction = Fraction(int(m[7]), 10 ** len(m[7])) if m[7] else Fraction(0)
+    fraction = _decimal("0", m[7] or "")
     zone = m[8] or "Z"
     if zone == "Z":
         offset = timedelta(0)
