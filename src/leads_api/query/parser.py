@@ -147,7 +147,7 @@ def _resolve_filter_name(name: str) -> tuple[Field, str]:
             f"other parameters: {', '.join(SINGLE_PARAMETERS)}, updated_after",
             parameter=name,
         )
-    if op != EQ and op not in BRACKET_OPERATORS:
+    if m and op not in BRACKET_OPERATORS:  # `[eq]` too: equality is written `field=v`
         raise InvalidFilter(
             f"Unknown operator '{op}' in '{name}': allowed operators are "
             f"{', '.join(BRACKET_OPERATORS)}",
