@@ -20,6 +20,7 @@ from leads_api.fields import FIELDS_BY_NAME, Field
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+MAX_PAGE = 10**18 - 1  # far past any real last page, and within a 64-bit JSON integer
 MAX_SEARCH_LENGTH = 200
 
 

@@ -31,8 +31,10 @@ from leads_api.fields import (
     describe_operators,
 )
 from leads_api.query.model import (
+    DEFAULT_LIMIT,
     DEFAULT_SORT,
     MAX_LIMIT,
+    MAX_PAGE,
     MAX_SEARCH_LENGTH,
     Exists,
     IntRanges,
@@ -100,8 +102,10 @@ def parse_list_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
         predicates=tuple(predicates),
         search=_search(single.get("search")),
         sort=_sort(single.get("sort")),
-        limit=_positive_int("limit", single.get("limit"), default=50, maximum=MAX_LIMIT),
-        page=_positive_int("page", single.get("page"), default=1, maximum=None),
+        limit=_positive_int(
+            "limit", single.get("limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT
+        ),
+        page=_positive_int("page", single.get("page"), default=1, maximum=MAX_PAGE),
         fields=_fields(single.get("fields")),
     )
 
@@ -223,16 +227,18 @@ def _range(parameter: str, field: Field, op: str, item: str) -> Range | None:
 # --- the single parameters -----------------------------------------------------------------
 
 
-def _positive_int(name: str, raw: str | None, *, default: int, maximum: int | None) -> int:
+def _positive_int(name: str, raw: str | None, *, default: int, maximum: int) -> int:
     if raw is None:
         return default
-    bound = f"between 1 and {maximum}" if maximum else "a whole number of at least 1"
-    if not _DIGITS.fullmatch(raw) or len(raw) > 18 or int(raw) < 1:
-        raise ValidationError(f"{name} must be {bound}, not '{_clip(raw)}'", parameter=name)
-    number = int(raw)
-    if maximum is not None and number > maximum:
-        raise ValidationError(f"{name} must be {bound}, not '{_clip(raw)}'", parameter=name)
-    return number
+    digits = raw.lstrip("0")
+    # Leading zeros are harmless; checking the length first keeps int() off absurd input.
+    valid = _DIGITS.fullmatch(raw) is not None and 0 < len(digits) <= len(str(maximum))
+    if not valid or int(digits) > maximum:
+        raise ValidationError(
+            f"{name} must be a whole number between 1 and {maximum}, not '{_clip(raw)}'",
+            parameter=name,
+        )
+    return int(digits)
 
 
 def _sort(raw: str | None) -> tuple[SortKey, ...]:
