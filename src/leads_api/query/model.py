@@ -22,6 +22,9 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 MAX_PAGE = 10**18 - 1  # far past any real last page, and within a 64-bit JSON integer
 MAX_SEARCH_LENGTH = 200
+# Filter values in one request, all parameters together: each becomes one or two bound SQL
+# parameters, and SQLite takes at most 32,766 of them in a statement.
+MAX_FILTER_VALUES = 10_000
 
 
 @dataclass(frozen=True)

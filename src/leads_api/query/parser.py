@@ -33,6 +33,7 @@ from leads_api.fields import (
 from leads_api.query.model import (
     DEFAULT_LIMIT,
     DEFAULT_SORT,
+    MAX_FILTER_VALUES,
     MAX_LIMIT,
     MAX_PAGE,
     MAX_SEARCH_LENGTH,
@@ -73,6 +74,7 @@ def parse_list_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
     single: dict[str, str] = {}
     plain: dict[str, list[str]] = {}
     operated: list[tuple[str, Field, str, str]] = []
+    value_count = 0
 
     for name, raw in pairs:
         _reject_nul(name, raw)
@@ -85,10 +87,18 @@ def parse_list_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
             single[name] = value
             continue
         field, op = _resolve_filter_name(name)  # unknown names are rejected even when empty
-        if not _items(value):
+        items = _items(value)
+        if not items:
             continue  # empty, or a comma list with no items: absent
+        value_count += len(items)
+        if value_count > MAX_FILTER_VALUES:
+            raise InvalidFilter(
+                f"Too many filter values at '{name}': a request may carry at most "
+                f"{MAX_FILTER_VALUES} in all",
+                parameter=name,
+            )
         if op == EQ:
-            plain.setdefault(field.name, []).extend(_items(value))
+            plain.setdefault(field.name, []).extend(items)
         else:
             operated.append((name, field, op, value))
 
