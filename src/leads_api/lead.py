@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from leads_api.fields import (
     Kind,
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # naive: isoformat() then writes no offset
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _NON_DIGITS = re.compile(r"[^0-9]")
 LEAD_ID_PREFIX = "lead_"
@@ -45,10 +45,8 @@ def now_ms() -> int:
 
 
 def format_timestamp(ms: int) -> str:
-    """Epoch milliseconds -> `2026-01-15T10:30:00.000Z`."""
-    moment = _EPOCH + timedelta(milliseconds=ms)
-    # `%Y` drops leading zeros on Linux (year 1 -> "1"): always four digits.
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+    """Epoch milliseconds -> `2026-01-15T10:30:00.000Z` (always a four-digit year)."""
+    return (_NAIVE_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
 
 
 def money_to_json(cents: int) -> int | float:
@@ -59,10 +57,6 @@ def money_to_json(cents: int) -> int | float:
     """
     whole, fraction = divmod(cents, 100)
     return whole if fraction == 0 else cents / 100
-
-
-def _identity(value: Any) -> Any:
-    return value
 
 
 def _time_or_none(value: int | None) -> str | None:
@@ -77,19 +71,32 @@ def _consent(value: Any) -> bool | None:
     return None if value is None else bool(value)
 
 
+# Stored value -> JSON value, for the kinds where they differ (ids, text and choices do not).
 _TO_JSON = {
-    Kind.ID: _identity,
-    Kind.TEXT: _identity,
-    Kind.CHOICE: _identity,
     Kind.MONEY: _money_or_none,
     Kind.TIME: _time_or_none,
     Kind.CONSENT: _consent,
 }
 
 
+def object_builder(fields: Sequence[Field]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """A function from a row whose columns are `fields`, in order, to the lead object (or
+    its selection). Build it once per page or export: the per-field work is done here."""
+    names = tuple(f.name for f in fields)
+    converted = tuple((f.name, _TO_JSON[f.kind]) for f in fields if f.kind in _TO_JSON)
+
+    def build(row: Sequence[Any]) -> dict[str, Any]:
+        lead = dict(zip(names, row, strict=True))
+        for name, convert in converted:
+            lead[name] = convert(lead[name])
+        return lead
+
+    return build
+
+
 def row_to_object(fields: Sequence[Field], row: Sequence[Any]) -> dict[str, Any]:
-    """A row whose columns are `fields`, in order, -> the lead object (or its selection)."""
-    return {f.name: _TO_JSON[f.kind](value) for f, value in zip(fields, row, strict=True)}
+    """One row whose columns are `fields`, in order, -> the lead object (or its selection)."""
+    return object_builder(fields)(row)
 
 
 def derived_columns(name: str | None, email: str | None, phone: str | None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leads_api.lead import row_to_object
+from leads_api.lead import object_builder
 from leads_api.query.model import ListQuery
 from leads_api.store.reads import Page
 
@@ -21,4 +21,5 @@ def pagination(query: ListQuery, total: int) -> dict[str, Any]:
 
 
 def page_objects(page: Page) -> list[dict[str, Any]]:
-    return [row_to_object(page.fields, row) for row in page.rows]
+    build = object_builder(page.fields)
+    return [build(row) for row in page.rows]

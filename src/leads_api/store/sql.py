@@ -6,10 +6,14 @@ can still walk its indexes), LIKE with escaping on the case-folded copies for se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from leads_api.fields import (
     FOLDED_COLUMNS,
@@ -30,7 +34,7 @@ def where_clause(query: ListQuery, *, org_id: int, dialect: str) -> ColumnElemen
     clauses.extend(_predicate(p) for p in query.predicates)
     if query.search is not None:
         clauses.append(_search(query.search, org_id=org_id, dialect=dialect))
-    return sa.and_(*clauses)
+    return _all_of(clauses)
 
 
 def order_by(query: ListQuery) -> list[ColumnElement[object]]:
@@ -56,8 +60,54 @@ def _predicate(p: Predicate) -> ColumnElement[bool]:
     if isinstance(p, IntRanges):
         if not p.ranges:
             return sa.false()
-        return sa.or_(*(_range(column, lo, hi) for lo, hi in p.ranges))
+        return _any_of([_range(column, lo, hi) for lo, hi in p.ranges])
     raise TypeError(p)
+
+
+# --- long AND / OR lists ------------------------------------------------------------------
+# SQLite parses `a OR b OR c ...` into a tree as deep as the list and refuses one deeper than
+# 1,000 ("Expression tree is too large"), which `value=1,2,...` or a repeated operator filter
+# can reach. Long lists are therefore split into halves in parentheses, depth log2(n).
+# SQLAlchemy flattens nested and_/or_ (and plain groupings of them), hence the small
+# construct below that always keeps its parentheses.
+
+_FLAT_TERMS = 32
+
+
+class _Parenthesised(ColumnElement[bool]):
+    inherit_cache = True
+    _traverse_internals = [("inner", InternalTraversal.dp_clauseelement)]
+    type = sa.Boolean()
+
+    def __init__(self, inner: ColumnElement[bool]) -> None:
+        self.inner = inner
+
+    def self_group(self, against: Any = None) -> ColumnElement[bool]:
+        return self
+
+
+@compiles(_Parenthesised)
+def _compile_parenthesised(element: _Parenthesised, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.inner, **kw)})"
+
+
+def _joined(
+    join: Callable[..., ColumnElement[bool]], terms: Sequence[ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    if len(terms) <= _FLAT_TERMS:
+        return join(*terms)
+    half = len(terms) // 2
+    return join(
+        _Parenthesised(_joined(join, terms[:half])), _Parenthesised(_joined(join, terms[half:]))
+    )
+
+
+def _all_of(terms: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
+    return _joined(sa.and_, terms)
+
+
+def _any_of(terms: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
+    return _joined(sa.or_, terms)
 
 
 def _range(column: sa.Column[object], lo: int | None, hi: int | None) -> ColumnElement[bool]:
