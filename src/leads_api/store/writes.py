@@ -7,9 +7,11 @@ transaction (store/rollups.py), so no writer can forget them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import psycopg
+from psycopg import sql
 from sqlalchemy.engine import Connection
 
 from leads_api.lead import with_derived_columns
@@ -17,6 +19,11 @@ from leads_api.store.rollups import record_changes
 from leads_api.store.schema import leads
 
 _LEAD_COLUMNS = tuple(c.name for c in leads.columns)
+# From this many rows on, PostgreSQL gets them by COPY: a few times quicker than INSERTs.
+COPY_FROM_ROWS = 100
+_COPY_LEADS = sql.SQL("COPY {} ({}) FROM STDIN").format(
+    sql.Identifier(leads.name), sql.SQL(", ").join(map(sql.Identifier, _LEAD_COLUMNS))
+)
 
 
 def insert_leads(
@@ -24,8 +31,11 @@ def insert_leads(
 ) -> int:
     """Insert new leads for `org_id`; every row gets every column (absent ones as NULL)."""
     batch = [_complete(row, org_id) for row in rows]
-    if batch:
+    if len(batch) >= COPY_FROM_ROWS and conn.dialect.name == "postgresql":
+        _copy(conn, batch)
+    elif batch:
         conn.execute(leads.insert(), batch)
+    if batch:
         record_changes(conn, org_id=org_id, added=batch)
     return len(batch)
 
@@ -35,3 +45,12 @@ def _complete(row: Mapping[str, Any], org_id: int) -> dict[str, Any]:
     full.update(with_derived_columns(row))
     full["org_id"] = org_id  # last: a row can never name another organization
     return full
+
+
+def _copy(conn: Connection, batch: Sequence[Mapping[str, Any]]) -> None:
+    """COPY on the connection's own psycopg connection, inside its open transaction."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    with raw.cursor() as cursor, cursor.copy(_COPY_LEADS) as copy:
+        for row in batch:
+            copy.write_row([row[c] for c in _LEAD_COLUMNS])
