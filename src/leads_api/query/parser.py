@@ -268,7 +268,7 @@ def _sort(raw: str | None) -> tuple[SortKey, ...]:
             )
         if direction not in ("asc", "desc"):
             raise ValidationError(
-                f"Sort direction for {name} must be asc or desc, not '{_clip(direction)}'",
+                f"Invalid sort direction for {name}: use asc or desc, not '{_clip(direction)}'",
                 parameter="sort",
             )
         if name in seen:
