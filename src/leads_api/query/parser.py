@@ -57,6 +57,8 @@ from leads_api.query.values import (
 
 # Parameters that shape the answer rather than filter it; each may appear at most once.
 SINGLE_PARAMETERS = ("limit", "page", "sort", "search", "fields")
+# Of those, the ones that take a comma list: `sort=,` has no items, so it is absent too.
+LIST_PARAMETERS = ("sort", "fields")
 LEGACY_FILTERS = {"updated_after": ("updatedAt", "gte")}
 
 _BRACKETED = re.compile(r"([^\[\]]+)\[([^\[\]]*)\]")
@@ -80,8 +82,8 @@ def parse_list_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
         _reject_nul(name, raw)
         value = raw.strip()
         if name in SINGLE_PARAMETERS:
-            if value == "":
-                continue  # an empty parameter counts as absent
+            if value == "" or (name in LIST_PARAMETERS and not _items(value)):
+                continue  # absent, so `sort=value&sort=,` is no repeat
             if name in single:
                 raise ValidationError(f"{name} may be given only once", parameter=name)
             single[name] = value
@@ -130,8 +132,8 @@ def parse_one_lead_query(pairs: Iterable[tuple[str, str]]) -> tuple[Field, ...] 
                 f"Unknown query parameter '{name}': one lead accepts only 'fields'",
                 parameter=name,
             )
-        if raw.strip() == "":
-            continue
+        if not _items(raw):
+            continue  # empty, or a comma list with no items: absent
         if chosen is not None:
             raise ValidationError("fields may be given only once", parameter="fields")
         chosen = raw.strip()
