@@ -104,8 +104,18 @@ ROLLUP_QUERIES = [
     "gclid[exists]=true&fbc[exists]=false",
     "msclkid[exists]=true",
     "ttclid[exists]=true&ttclid[exists]=false",
+    "utm_source=google&source=gtm",
+    "utm_source=google,facebook&utm_source=bing&status=won",
+    "utm_campaign=campaign_001&utm_campaign=campaign_002",
+    "utm_medium[exists]=false&source=api",
+    "labelId[exists]=true&labelId=label_03",
+    "labelId[exists]=false&labelId=label_03",
+    "website=https://acme.io&status=open,won",
+    "website[exists]=true&website[exists]=false",
+    "utm_source=google&utm_medium=cpc",  # two category fields: COUNT(*)
     "status=won&gclid[exists]=true",  # not a rollup: falls back to COUNT(*)
-    "utm_source=google&source=gtm",  # not a rollup
+    "createdAt=" + ",".join(f"2026-03-{d:02d}" for d in range(1, 31, 2)),  # 15 spans
+    "value=" + ",".join(str(v) for v in range(100, 3000, 100)),  # 29 spans: COUNT(*)
     "createdAt[gte]=2026-01-01&value[gte]=100",  # two bucketed fields: COUNT(*)
 ]
 
@@ -128,7 +138,8 @@ def test_plan_choice() -> None:
     assert plan("value[gte]=1").uses == {"value"}
     assert plan("gclid[exists]=true").uses == {"clicks"}
     assert plan("search=smith") is None
-    assert plan("utm_source=google") is None
+    assert plan("utm_source=google").uses == {"category"}
+    assert plan("utm_source=google&utm_medium=cpc") is None
     assert plan("status=won&gclid[exists]=true") is None
     assert plan("createdAt[exists]=false").empty
 

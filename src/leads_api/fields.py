@@ -132,6 +132,10 @@ CLICK_ID_NAMES: tuple[str, ...] = (
     "sccid", "li_fat_id",
 )
 
+# Text fields with few distinct values per organization: equality and presence filters on
+# these (with status and source) are answered from a rollup per field.
+CATEGORY_NAMES: tuple[str, ...] = ("utm_source", "utm_medium", "utm_campaign", "labelId", "website")
+
 # Legacy spellings accepted in `sort` (CONTRACT.md section 4, "Legacy parameters").
 LEGACY_SORT_NAMES: dict[str, str] = {
     "created_at": "createdAt",

@@ -7,6 +7,8 @@ on its group columns, else by COUNT(*) over the leads table:
 - those plus `createdAt` ranges                  -> lead_counts_by_day
 - those plus `value` ranges or `value[exists]`  -> lead_counts_by_value
 - only click-ID `[exists]` filters               -> lead_counts_by_clicks (bitmask)
+- status/source plus one of utm_source, utm_medium, utm_campaign, labelId, website
+  (equality or `[exists]`)                       -> lead_counts_by_<that field>
 
 A range rarely falls on bucket edges, so it is split: the whole buckets inside it are
 summed from the rollup and the partial buckets at its two ends are counted on the leads
@@ -23,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from leads_api.fields import CLICK_ID_NAMES, FIELDS_BY_NAME, Field
+from leads_api.fields import CATEGORY_NAMES, CLICK_ID_NAMES, FIELDS_BY_NAME, Field
 from leads_api.query.model import Exists, IntRanges, ListQuery, TextIn
 from leads_api.store.rollups import (
     DAY_MS,
@@ -31,6 +33,7 @@ from leads_api.store.rollups import (
     VALUE_BUCKET_CENTS,
 )
 from leads_api.store.schema import (
+    category_rollups,
     lead_counts,
     lead_counts_by_clicks,
     lead_counts_by_day,
@@ -42,6 +45,7 @@ from leads_api.store.sql import where_clause
 NEG_INF = -(2**64)
 POS_INF = 2**64
 Span = tuple[int, int]  # half-open [lo, hi), with NEG_INF / POS_INF for unbounded
+MAX_SPANS = 20  # each span adds up to three subqueries to the statement
 
 _CLICK_BITS = {name: 1 << i for i, name in enumerate(CLICK_ID_NAMES)}
 
@@ -55,6 +59,9 @@ class CountPlan:
     created: list[Span] | None = None  # disjoint spans of createdAt (ms)
     values: list[Span] | None = None  # disjoint spans of value (cents); never matches null
     value_null: bool = False  # value[exists]=false: only leads without a value
+    category: str | None = None  # the one category field filtered on
+    category_values: frozenset[str] | None = None  # equality: any of these
+    category_present: bool | None = None  # [exists]
     clicks_required: int = 0
     clicks_forbidden: int = 0
     empty: bool = False  # the predicates contradict each other: the total is 0
@@ -102,6 +109,19 @@ def plan_count(query: ListQuery) -> CountPlan | None:
             else:
                 plan.value_null = True
             plan.uses.add("value")
+        elif name in CATEGORY_NAMES and plan.category in (None, name):
+            plan.category = name
+            plan.uses.add("category")
+            if isinstance(p, TextIn):
+                values = frozenset(p.values)
+                current = plan.category_values
+                plan.category_values = values if current is None else current & values
+            elif isinstance(p, Exists):
+                if plan.category_present is not None and plan.category_present != p.present:
+                    plan.empty = True
+                plan.category_present = p.present
+            else:
+                return None
         elif isinstance(p, Exists) and name in _CLICK_BITS:
             if p.present:
                 plan.clicks_required |= _CLICK_BITS[name]
@@ -112,12 +132,18 @@ def plan_count(query: ListQuery) -> CountPlan | None:
             return None
     if len(plan.uses) > 1:
         return None
+    if len(plan.created or ()) > MAX_SPANS or len(plan.values or ()) > MAX_SPANS:
+        return None  # a long list of dates or values: one COUNT(*) beats hundreds of parts
     if "clicks" in plan.uses and (plan.statuses is not None or plan.sources is not None):
         return None
     if plan.value_null and plan.values is not None:
         plan.empty = True  # value[exists]=false with a value range: nothing
     if plan.clicks_required & plan.clicks_forbidden:
         plan.empty = True
+    if plan.category_values is not None and (
+        plan.category_present is False or not plan.category_values
+    ):
+        plan.empty = True  # field=x with field[exists]=false, or two disjoint lists
     if plan.statuses == frozenset() or plan.sources == frozenset():
         plan.empty = True
     if (plan.created is not None and not plan.created) or (
@@ -133,6 +159,16 @@ def plan_count(query: ListQuery) -> CountPlan | None:
 def _rollup_total(plan: CountPlan, *, org_id: int) -> ColumnElement[int]:
     if "clicks" in plan.uses:
         return _sum(lead_counts_by_clicks, org_id, _click_conditions(plan))
+    if "category" in plan.uses:
+        assert plan.category is not None
+        table = category_rollups[plan.category]
+        conditions = _groups(plan, table)
+        if plan.category_values is not None:
+            values = sorted(plan.category_values)
+            conditions += [table.c.present.is_(True), table.c.value.in_(values)]
+        elif plan.category_present is not None:
+            conditions.append(table.c.present.is_(plan.category_present))
+        return _sum(table, org_id, conditions)
     if "day" in plan.uses:
         assert plan.created is not None
         return _bucketed(

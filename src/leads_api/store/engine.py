@@ -123,6 +123,8 @@ def _unavailable_as_503() -> Iterator[None]:
     try:
         yield
     except (exc.OperationalError, exc.InterfaceError) as error:
+        if not _is_unavailability(error):
+            raise  # a statement the database refused: a bug, not an outage (500)
         raise ServiceUnavailable(
             "The database is unavailable right now; retry shortly"
         ) from error
@@ -134,3 +136,17 @@ def _unavailable_as_503() -> Iterator[None]:
         raise
     except exc.TimeoutError as error:  # no pooled connection became free in time
         raise ServiceUnavailable("The database is busy; retry shortly") from error
+
+
+# SQLite reports a locked or unreadable file and a statement it cannot run alike, as
+# OperationalError; only the first kind means "try again later".
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly", "full")
+
+
+def _is_unavailability(error: exc.DBAPIError) -> bool:
+    if error.connection_invalidated or isinstance(error, exc.InterfaceError):
+        return True
+    if type(error.orig).__module__.startswith("sqlite3"):
+        message = str(error.orig).lower()
+        return any(word in message for word in _SQLITE_UNAVAILABLE)
+    return True  # PostgreSQL's OperationalError: connection trouble, server shutting down

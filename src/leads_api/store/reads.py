@@ -11,8 +11,15 @@ from sqlalchemy.engine import Connection
 
 from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import ListQuery
+from leads_api.store.counts import count_leads
 from leads_api.store.schema import leads
 from leads_api.store.sql import columns_for, order_by, where_clause
+
+__all__ = ["Page", "count_leads", "get_lead", "iter_leads", "list_leads"]
+
+# From this offset on, the rows skipped are skipped over an index of ids only, and just the
+# page's rows are read in full (a deferred join): OFFSET otherwise reads every skipped row.
+DEFERRED_JOIN_OFFSET = 1_000
 
 
 @dataclass(frozen=True)
@@ -22,26 +29,66 @@ class Page:
     total: int
 
 
-def count_leads(conn: Connection, *, org_id: int, query: ListQuery) -> int:
-    statement = sa.select(sa.func.count()).select_from(leads).where(
-        where_clause(query, org_id=org_id, dialect=conn.dialect.name)
-    )
-    return int(conn.execute(statement).scalar_one())
-
-
 def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
     fields = query.fields or LEAD_FIELDS
+    if query.search is not None:
+        return _searched_page(conn, org_id=org_id, query=query, fields=fields)
     total = count_leads(conn, org_id=org_id, query=query)
     if query.offset >= total:
         return Page(fields, [], total)  # past the end: no need to ask (nor to overflow OFFSET)
-    statement = (
-        sa.select(*columns_for(fields))
+    where = where_clause(query, org_id=org_id, dialect=conn.dialect.name)
+    if query.offset < DEFERRED_JOIN_OFFSET:
+        statement = (
+            sa.select(*columns_for(fields))
+            .where(where)
+            .order_by(*order_by(query))
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+    else:
+        page_ids = (
+            sa.select(leads.c.id)
+            .where(where)
+            .order_by(*order_by(query))
+            .limit(query.limit)
+            .offset(query.offset)
+            .subquery("page_ids")
+        )
+        statement = (
+            sa.select(*columns_for(fields))
+            .join(page_ids, page_ids.c.id == leads.c.id)
+            .where(leads.c.org_id == org_id)
+            .order_by(*order_by(query))
+        )
+    return Page(fields, list(conn.execute(statement).all()), total)
+
+
+def _searched_page(
+    conn: Connection, *, org_id: int, query: ListQuery, fields: tuple[Field, ...]
+) -> Page:
+    """A search must read every candidate row to recheck it, for the total as for the page:
+    do it once. The matches are sorted as narrow (id, total) rows, with the total counted
+    by a window over all of them, and only the page's rows are then read in full."""
+    page_ids = (
+        sa.select(leads.c.id, sa.func.count().over().label("total"))
         .where(where_clause(query, org_id=org_id, dialect=conn.dialect.name))
         .order_by(*order_by(query))
         .limit(query.limit)
         .offset(query.offset)
+        .subquery("page_ids")
     )
-    return Page(fields, list(conn.execute(statement).all()), total)
+    statement = (
+        sa.select(*columns_for(fields), page_ids.c.total)
+        .join(page_ids, page_ids.c.id == leads.c.id)
+        .where(leads.c.org_id == org_id)
+        .order_by(*order_by(query))
+    )
+    rows: list[Sequence[Any]] = list(conn.execute(statement).all())
+    if rows:
+        return Page(fields, [row[:-1] for row in rows], int(rows[0][-1]))
+    # No row on this page: either nothing matches, or the page is past the end.
+    total = 0 if query.page == 1 else count_leads(conn, org_id=org_id, query=query)
+    return Page(fields, [], total)
 
 
 def iter_leads(

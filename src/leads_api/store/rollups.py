@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from leads_api.fields import CLICK_ID_NAMES, FIELDS_BY_NAME
+from leads_api.fields import CATEGORY_NAMES, CLICK_ID_NAMES, FIELDS_BY_NAME
 from leads_api.store.schema import (
+    category_rollups,
     lead_counts,
     lead_counts_by_clicks,
     lead_counts_by_day,
@@ -29,9 +30,12 @@ DAY_MS = 86_400_000
 VALUE_BUCKET_CENTS = 10_000  # 100.00: round figures such as 100, 1000 or 5000 align
 NO_VALUE_BUCKET = -1
 CLICK_COLUMNS = tuple(FIELDS_BY_NAME[name].column for name in CLICK_ID_NAMES)
+CATEGORY_COLUMNS = tuple(FIELDS_BY_NAME[name].column for name in CATEGORY_NAMES)
 
 # The columns a writer must supply, for the rows it removes and adds.
-ROLLUP_COLUMNS = ("status", "source", "created_at", "value_cents", *CLICK_COLUMNS)
+ROLLUP_COLUMNS = (
+    "status", "source", "created_at", "value_cents", *CLICK_COLUMNS, *CATEGORY_COLUMNS
+)
 
 Row = Mapping[str, Any]
 
@@ -46,6 +50,14 @@ def value_bucket(cents: int | None) -> int:
 
 def click_mask(row: Row) -> int:
     return sum(1 << i for i, column in enumerate(CLICK_COLUMNS) if row.get(column) is not None)
+
+
+def _category_key(column: str) -> Callable[[Row], tuple[Any, ...]]:
+    def key(row: Row) -> tuple[Any, ...]:
+        value = row[column]
+        return (value is not None, value or "", row["status"], row["source"])
+
+    return key
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,10 @@ ROLLUPS: tuple[Rollup, ...] = (
         lambda r: (value_bucket(r["value_cents"]), r["status"], r["source"]),
     ),
     Rollup(lead_counts_by_clicks, lambda r: (click_mask(r),)),
+    *(
+        Rollup(category_rollups[name], _category_key(FIELDS_BY_NAME[name].column))
+        for name in CATEGORY_NAMES
+    ),
 )
 
 

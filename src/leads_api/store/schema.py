@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from leads_api.fields import (
+    CATEGORY_NAMES,
+    FIELDS_BY_NAME,
     FOLDED_COLUMNS,
     LEAD_FIELDS,
     PHONE_DIGITS_COLUMN,
@@ -168,3 +170,24 @@ lead_counts_by_clicks = sa.Table(  # click-ID presence, as a bitmask over CLICK_
     sa.Column("mask", sa.Integer, primary_key=True),
     sa.Column("n", sa.BigInteger, nullable=False),
 )
+
+
+def _category_rollup(column: str) -> sa.Table:
+    # `present` keeps a lead without the field apart from one whose value is "" (None
+    # cannot be part of a primary key); such leads are stored with value "".
+    return sa.Table(
+        f"lead_counts_by_{column}",
+        metadata,
+        sa.Column("org_id", sa.Integer, primary_key=True),
+        sa.Column("present", sa.Boolean, primary_key=True),
+        sa.Column("value", sa.Text, primary_key=True),
+        sa.Column("status", sa.Text, primary_key=True),
+        sa.Column("source", sa.Text, primary_key=True),
+        sa.Column("n", sa.BigInteger, nullable=False),
+    )
+
+
+# By utm_source, utm_medium, utm_campaign, labelId and website (with status and source).
+category_rollups: dict[str, sa.Table] = {
+    name: _category_rollup(FIELDS_BY_NAME[name].column) for name in CATEGORY_NAMES
+}
