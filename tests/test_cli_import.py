@@ -341,3 +341,36 @@ def test_imported_leads_are_found_by_search(
         for term in ("STRASSE", "234 567"):
             found = client.get("/api/leads", params={"search": term}).json()["data"]
             assert [lead["id"] for lead in found] == [lead_id], term
+
+
+def test_files_from_spreadsheets_and_other_tools(
+    cli: Cli, org: Organization, read: Any, tmp_path: Path
+) -> None:
+    """A UTF-8 byte order mark, padded header names, CRLF line ends, blank lines."""
+    csv_path = tmp_path / "excel.csv"
+    csv_path.write_bytes("\ufeffname , email\r\nZoë,zoe@example.com\r\n\r\n".encode())
+    jsonl_path = tmp_path / "bom.jsonl"
+    jsonl_path.write_bytes('\ufeff{"name": "Émile"}\r\n\r\n'.encode())
+    cli.ok("import", "--org", org.name, csv_path)
+    cli.ok("import", "--org", org.name, jsonl_path)
+    assert sorted((lead["name"], lead["email"]) for lead in read(org)) == [
+        ("Zoë", "zoe@example.com"), ("Émile", None)
+    ]
+
+
+def test_unreadable_files_are_usage_errors(cli: Cli, org: Organization, read: Any,
+                                          tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("name\nA\nRen\xe9e\n".encode("latin-1"))
+    assert "not UTF-8" in cli.usage_error("import", "--org", org.name, latin1)
+    blank_first = tmp_path / "blank.csv"
+    blank_first.write_text("\nname\nA\n")
+    assert "header row" in cli.usage_error("import", "--org", org.name, blank_first)
+    unterminated = tmp_path / "quote.csv"
+    unterminated.write_text('name\nA\n"B\n')
+    assert "not valid CSV" in cli.usage_error("import", "--org", org.name, unterminated)
+    bad_bytes = jsonl(tmp_path / "bytes.jsonl", {"name": "A"})
+    bad_bytes.write_bytes(bad_bytes.read_bytes() + b'{"name": "Ren\xe9e"}\n')
+    result = cli("import", "--org", org.name, bad_bytes)
+    assert result.exit_code == 1 and set(bad_lines(result)) == {2}
+    assert read(org) == []

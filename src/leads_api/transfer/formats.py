@@ -73,9 +73,10 @@ def _jsonl_records(lines: IO[bytes]) -> Iterator[Record]:
 def _csv_records(handle: IO[str], path: Path) -> Iterator[Record]:
     reader = csv.reader(handle, strict=True)
     try:
-        header = next(reader, None)
-        if header is None:
-            return
+        first = next(reader, None)
+        if first is None:
+            return  # an empty file
+        header = [name.strip() for name in first]
         _check_header(header, path)
         start = reader.line_num + 1
         for cells in reader:
@@ -96,6 +97,8 @@ def _csv_records(handle: IO[str], path: Path) -> Iterator[Record]:
 
 def _check_header(header: list[str], path: Path) -> None:
     """Unknown or repeated columns spoil every row, so they reject the file, not rows."""
+    if not header:
+        raise UsageError(f"{path}: line 1: expected a header row of field names")
     known = set(FIELD_NAMES)
     for name in header:
         if name not in known:
@@ -136,11 +139,12 @@ def _emitter(out: IO[bytes], fmt: str) -> Iterator[Callable[[dict[str, Any]], ob
         out.flush()
         return
     text = io.TextIOWrapper(out, encoding="utf-8", newline="")
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(FIELD_NAMES)
-    yield lambda lead: writer.writerow([_cell(lead[name]) for name in FIELD_NAMES])
-    text.flush()
-    text.detach()  # leave `out` open: it belongs to the caller
+    try:
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(FIELD_NAMES)
+        yield lambda lead: writer.writerow([_cell(lead[name]) for name in FIELD_NAMES])
+    finally:
+        text.detach()  # flushes, and leaves `out` open: it belongs to the caller
 
 
 def _cell(value: Any) -> Any:
