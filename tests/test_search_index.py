@@ -55,7 +55,7 @@ def test_search_matches_plain_scan(client: TestClient, people: Any, term: str) -
 def test_search_index_follows_updates(
     client: TestClient, store: Store, org: Organization, people: Any
 ) -> None:
-    """Changing a lead's name moves it in the index (the SQLite triggers, the PG GIN)."""
+    """Changing a lead's name changes what a search finds."""
     lead_id = people[0]["id"]
     changed = with_derived_columns({"name": "Zebediah Quux", "email": None, "phone": None})
     changed.pop("email")

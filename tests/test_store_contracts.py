@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 
 import leads_api.store
 from leads_api.store import Store
-from leads_api.store.schema import metadata, sqlite_search
+from leads_api.store.schema import metadata
 
 # Store modules that never touch leads: organizations and keys, engine setup, migrations and
 # table declarations. Every other store module is held to the org_id rule; a new module must
@@ -102,13 +102,10 @@ def _declared_for(dialect: str) -> Callable[..., bool]:
     """Alembic's include_object hook: what the schema declares for this database.
 
     Indexes declared with `.ddl_if(dialect=...)` exist only on that database (Alembic does not
-    read the condition); tables outside `metadata` (SQLite's FTS5 search table, its shadow
-    tables and its id map, all named after it) are built by the migration on purpose.
+    read the condition).
     """
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-        if type_ == "table" and name is not None and name.startswith(sqlite_search.name):
-            return False
         condition = getattr(obj, "_ddl_if", None)  # where SQLAlchemy keeps ddl_if()
         if type_ == "index" and not reflected and condition is not None:
             wanted = condition.dialect

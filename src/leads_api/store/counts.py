@@ -40,7 +40,7 @@ from leads_api.store.schema import (
     lead_counts_by_value,
     leads,
 )
-from leads_api.store.sql import where_clause
+from leads_api.store.sql import where_clause, with_search_hint
 
 NEG_INF = -(2**64)
 POS_INF = 2**64
@@ -72,8 +72,11 @@ def count_leads(conn: Connection, *, org_id: int, query: ListQuery) -> int:
     """The exact number of the organization's leads matching the query's filters and search."""
     plan = plan_count(query)
     if plan is None:
-        statement = sa.select(sa.func.count()).select_from(leads).where(
-            where_clause(query, org_id=org_id, dialect=conn.dialect.name)
+        statement = with_search_hint(
+            sa.select(sa.func.count())
+            .select_from(leads)
+            .where(where_clause(query, org_id=org_id, dialect=conn.dialect.name)),
+            query,
         )
     elif plan.empty:
         return 0

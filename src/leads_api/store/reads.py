@@ -13,7 +13,7 @@ from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import ListQuery
 from leads_api.store.counts import count_leads
 from leads_api.store.schema import leads
-from leads_api.store.sql import columns_for, order_by, where_clause
+from leads_api.store.sql import columns_for, order_by, where_clause, with_search_hint
 
 __all__ = ["Page", "count_leads", "get_lead", "iter_leads", "list_leads"]
 
@@ -69,9 +69,11 @@ def _searched_page(
     """A search must read every candidate row to recheck it, for the total as for the page:
     do it once. The matches are sorted as narrow (id, total) rows, with the total counted
     by a window over all of them, and only the page's rows are then read in full."""
+    candidates = sa.select(leads.c.id, sa.func.count().over().label("total")).where(
+        where_clause(query, org_id=org_id, dialect=conn.dialect.name)
+    )
     page_ids = (
-        sa.select(leads.c.id, sa.func.count().over().label("total"))
-        .where(where_clause(query, org_id=org_id, dialect=conn.dialect.name))
+        with_search_hint(candidates, query)
         .order_by(*order_by(query))
         .limit(query.limit)
         .offset(query.offset)
@@ -95,10 +97,11 @@ def iter_leads(
     conn: Connection, *, org_id: int, query: ListQuery, batch_size: int = 2_000
 ) -> Any:
     """Every matching lead in full, in the query's order, streamed (for export)."""
-    statement = (
+    statement = with_search_hint(
         sa.select(*columns_for(LEAD_FIELDS))
         .where(where_clause(query, org_id=org_id, dialect=conn.dialect.name))
-        .order_by(*order_by(query))
+        .order_by(*order_by(query)),
+        query,
     )
     result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(
         statement

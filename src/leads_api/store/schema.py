@@ -99,25 +99,15 @@ sa.Index(
     leads.c.id.desc(),
 ).ddl_if(dialect="postgresql")
 
-# Search prefilters on `search_text` through a trigram index: on PostgreSQL pg_trgm's GIN
-# with the organization in the same index (btree_gin); on SQLite the FTS5 table below,
-# kept by triggers (migration 0003). The exact match on the folded columns then decides.
+# Search prefilters on `search_text`: on PostgreSQL through pg_trgm's GIN index with the
+# organization in it (btree_gin); on SQLite by scanning this index's entries, not the rows.
+# The exact match on the folded columns then decides.
 sa.Index(
     "ix_leads_search",
     leads.c.org_id,
     leads.c[SEARCH_TEXT_COLUMN],
     postgresql_using="gin",
     postgresql_ops={SEARCH_TEXT_COLUMN: "gin_trgm_ops"},
-).ddl_if(dialect="postgresql")
-
-# SQLite's FTS5 trigram table; a virtual table, so it lives outside `metadata` (whose
-# tables the migrations create) and is declared here only to be queried.
-sqlite_search = sa.Table(
-    "leads_fts",
-    sa.MetaData(),
-    sa.Column("search_text", sa.Text),
-    sa.Column("lead_id", sa.Text),
-    sa.Column("org_id", sa.Integer),
 )
 
 # A retried POST with the same Idempotency-Key returns the stored first answer; the primary

@@ -7,12 +7,13 @@ can still walk its indexes), LIKE with escaping on the case-folded copies for se
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import HasHints
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from leads_api.fields import (
@@ -23,7 +24,7 @@ from leads_api.fields import (
     sort_column,
 )
 from leads_api.query.model import Exists, IntRanges, ListQuery, Predicate, Search, TextIn
-from leads_api.store.schema import leads, sqlite_search
+from leads_api.store.schema import leads
 
 TRIGRAM = 3  # a trigram index can only narrow terms of at least three characters
 
@@ -33,7 +34,7 @@ def where_clause(query: ListQuery, *, org_id: int, dialect: str) -> ColumnElemen
     clauses: list[ColumnElement[bool]] = [leads.c.org_id == org_id]
     clauses.extend(_predicate(p) for p in query.predicates)
     if query.search is not None:
-        clauses.append(_search(query.search, org_id=org_id, dialect=dialect))
+        clauses.append(_search(query.search, dialect=dialect))
     return _all_of(clauses)
 
 
@@ -120,7 +121,7 @@ def _range(column: sa.Column[object], lo: int | None, hi: int | None) -> ColumnE
     return column.is_not(None)
 
 
-def _search(search: Search, *, org_id: int, dialect: str) -> ColumnElement[bool]:
+def _search(search: Search, *, dialect: str) -> ColumnElement[bool]:
     # Both sides are str.casefold()ed in Python, so a plain case-sensitive containment test
     # is a case-insensitive search; SQLite's ASCII-only LIKE folding cannot change it because
     # folded ASCII is already lower case. `autoescape` makes % _ and / literal.
@@ -131,36 +132,35 @@ def _search(search: Search, *, org_id: int, dialect: str) -> ColumnElement[bool]
     if search.digits is not None:
         matches.append(leads.c[PHONE_DIGITS_COLUMN].contains(search.digits, autoescape=True))
     exact = sa.or_(*matches)
-    prefilter = _search_prefilter(search, org_id=org_id, dialect=dialect)
+    prefilter = _search_prefilter(search, dialect=dialect)
     return exact if prefilter is None else sa.and_(prefilter, exact)
 
 
-def _search_prefilter(
-    search: Search, *, org_id: int, dialect: str
-) -> ColumnElement[bool] | None:
-    """A condition the trigram index can answer that every match also meets, or None.
+def _search_prefilter(search: Search, *, dialect: str) -> ColumnElement[bool] | None:
+    """A condition on `search_text` that every match also meets, or None.
 
     `search_text` holds every folded column and the phone digits, so any lead the exact
-    match accepts contains the term (or its digits) there too.
+    match accepts contains the term (or its digits) there. PostgreSQL answers it from its
+    trigram index, which narrows only terms of three characters or more; SQLite scans the
+    organization's entries of the (org_id, search_text) index (see SEARCH_INDEX_HINT).
     """
     terms = [search.folded] if search.digits is None else [search.folded, search.digits]
-    if any(len(term) < TRIGRAM for term in terms):
+    if dialect == "postgresql" and any(len(term) < TRIGRAM for term in terms):
         return None
-    if dialect == "postgresql":
-        column = leads.c[SEARCH_TEXT_COLUMN]
-        return sa.or_(*(column.contains(term, autoescape=True) for term in terms))
-    if dialect == "sqlite":
-        # FTS5 passes LIKE to its trigram index only without an ESCAPE clause.
-        if any(char in term for term in terms for char in "%_"):
-            return None
-        fts = sqlite_search
-        candidates = sa.union_all(
-            *(
-                sa.select(fts.c.lead_id).where(
-                    fts.c.search_text.like(f"%{term}%"), fts.c.org_id == org_id
-                )
-                for term in terms
-            )
-        )
-        return leads.c.id.in_(candidates)
-    return None
+    column = leads.c[SEARCH_TEXT_COLUMN]
+    return sa.or_(*(column.contains(term, autoescape=True) for term in terms))
+
+
+# SQLite's planner, not knowing how rare a term is, would rather walk an index in the
+# requested order and read every row; the search index's entries are far cheaper to scan.
+SEARCH_INDEX_HINT = "INDEXED BY ix_leads_search"
+
+
+SelectT = TypeVar("SelectT", bound=HasHints)
+
+
+def with_search_hint(statement: SelectT, query: ListQuery) -> SelectT:
+    """Point SQLite at the search index when the query searches (a no-op elsewhere)."""
+    if query.search is None:
+        return statement
+    return statement.with_hint(leads, SEARCH_INDEX_HINT, dialect_name="sqlite")
