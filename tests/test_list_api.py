@@ -368,6 +368,8 @@ SEARCH_LEADS: dict[str, dict[str, Any]] = {
         ("search=%20%20jane%20%20", {"plain"}),
         ("search=ONLY%40", {"nameless"}),
         ("search=zzz", set()),
+        ("search=zola%0Aemile", set()),  # a term never spans two fields ...
+        ("search=jane%0A06", set()),  # ... nor a field and the phone
         # % _ \ and / are literal
         ("search=%25", {"percent"}),
         ("search=0%25%20p", {"percent"}),
