@@ -1,20 +1,20 @@
 """Keeping the count rollups exact: every write of leads reports the rows it removed and
 added, in the same transaction, and the rollup tables move by the difference.
 
-Each rollup is a table keyed by organization plus a few group columns; `group_key` says
-where a lead row (keyed by column name) falls. The writers in this package call
+Each rollup is a table keyed by organization plus a few group columns; `group_keys` says
+where a lead row (keyed by column name) falls in each. The writers in this package call
 `record_changes`; a test compares every rollup with a plain COUNT(*) after random writes.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from leads_api.fields import CATEGORY_NAMES, CLICK_ID_NAMES, FIELDS_BY_NAME
@@ -48,56 +48,60 @@ def value_bucket(cents: int | None) -> int:
     return NO_VALUE_BUCKET if cents is None else cents // VALUE_BUCKET_CENTS
 
 
-def click_mask(row: Row) -> int:
-    return sum(1 << i for i, column in enumerate(CLICK_COLUMNS) if row.get(column) is not None)
-
-
-def _category_key(column: str) -> Callable[[Row], tuple[Any, ...]]:
-    def key(row: Row) -> tuple[Any, ...]:
-        value = row[column]
-        return (value is not None, value or "", row["status"], row["source"])
-
-    return key
-
-
 @dataclass(frozen=True)
 class Rollup:
     table: sa.Table
-    group_key: Callable[[Row], tuple[Any, ...]]  # in the order of the table's group columns
 
     @property
     def group_columns(self) -> list[str]:
         return [c.name for c in self.table.primary_key.columns if c.name != "org_id"]
 
 
+# In the order group_keys() gives each row's keys.
 ROLLUPS: tuple[Rollup, ...] = (
-    Rollup(lead_counts, lambda r: (r["status"], r["source"])),
-    Rollup(lead_counts_by_day, lambda r: (day_of(r["created_at"]), r["status"], r["source"])),
-    Rollup(
-        lead_counts_by_value,
-        lambda r: (value_bucket(r["value_cents"]), r["status"], r["source"]),
-    ),
-    Rollup(lead_counts_by_clicks, lambda r: (click_mask(r),)),
-    *(
-        Rollup(category_rollups[name], _category_key(FIELDS_BY_NAME[name].column))
-        for name in CATEGORY_NAMES
-    ),
+    Rollup(lead_counts),
+    Rollup(lead_counts_by_day),
+    Rollup(lead_counts_by_value),
+    Rollup(lead_counts_by_clicks),
+    *(Rollup(category_rollups[name]) for name in CATEGORY_NAMES),
 )
+
+
+def group_keys(row: Row) -> list[tuple[Any, ...]]:
+    """Where `row` falls in each rollup, in the order of ROLLUPS (the hot path of imports:
+    one pass over the row instead of one lookup per rollup)."""
+    status, source = row["status"], row["source"]
+    cents = row["value_cents"]
+    mask = 0
+    for bit, column in _CLICK_BITS:
+        if row[column] is not None:
+            mask |= bit
+    keys: list[tuple[Any, ...]] = [
+        (status, source),
+        (row["created_at"] // DAY_MS, status, source),
+        (NO_VALUE_BUCKET if cents is None else cents // VALUE_BUCKET_CENTS, status, source),
+        (mask,),
+    ]
+    for column in CATEGORY_COLUMNS:
+        value = row[column]
+        keys.append((value is not None, value or "", status, source))
+    return keys
+
+
+_CLICK_BITS = tuple((1 << i, column) for i, column in enumerate(CLICK_COLUMNS))
 
 
 def record_changes(
     conn: Connection, *, org_id: int, removed: Iterable[Row] = (), added: Iterable[Row] = ()
 ) -> None:
     """Move every rollup of `org_id` by the rows removed and added (an update is both)."""
-    deltas: dict[int, Counter[tuple[Any, ...]]] = {i: Counter() for i in range(len(ROLLUPS))}
-    for row in removed:
-        for i, rollup in enumerate(ROLLUPS):
-            deltas[i][rollup.group_key(row)] -= 1
-    for row in added:
-        for i, rollup in enumerate(ROLLUPS):
-            deltas[i][rollup.group_key(row)] += 1
-    for i, rollup in enumerate(ROLLUPS):
-        changed = sorted((key, n) for key, n in deltas[i].items() if n != 0)
+    deltas: list[Counter[tuple[Any, ...]]] = [Counter() for _ in ROLLUPS]
+    for sign, rows in ((-1, removed), (1, added)):
+        for row in rows:
+            for delta, key in zip(deltas, group_keys(row), strict=True):
+                delta[key] += sign
+    for rollup, delta in zip(ROLLUPS, deltas, strict=True):
+        changed = sorted((key, n) for key, n in delta.items() if n != 0)
         if changed:
             _upsert(conn, rollup, org_id, changed)
 
@@ -106,15 +110,23 @@ def _upsert(
     conn: Connection, rollup: Rollup, org_id: int, changes: list[tuple[tuple[Any, ...], int]]
 ) -> None:
     # Sorted keys: concurrent writers lock rollup rows in one order, so they cannot deadlock.
-    table = rollup.table
-    names = rollup.group_columns
-    rows = [{"org_id": org_id, **dict(zip(names, key, strict=True)), "n": n} for key, n in changes]
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-    statement = insert.on_conflict_do_update(
-        index_elements=[table.c.org_id, *(table.c[name] for name in names)],
-        set_={"n": table.c.n + insert.excluded.n},
+    # Sent to the driver as plain tuples: SQLAlchemy's per-row parameter handling cost more
+    # than the upserts themselves on large imports.
+    conn.exec_driver_sql(
+        _upsert_sql(rollup, conn.dialect.name), [(org_id, *key, n) for key, n in changes]
     )
-    conn.execute(statement, rows)
+
+
+@cache
+def _upsert_sql(rollup: Rollup, dialect: str) -> str:
+    columns = ["org_id", *rollup.group_columns]
+    marker = "%s" if dialect == "postgresql" else "?"
+    table = rollup.table.name
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}, n) "
+        f"VALUES ({', '.join([marker] * (len(columns) + 1))}) "
+        f"ON CONFLICT ({', '.join(columns)}) DO UPDATE SET n = {table}.n + excluded.n"
+    )
 
 
 def rebuild(conn: Connection, *, org_id: int) -> None:
