@@ -79,17 +79,18 @@ def _expected(target: load.Target, query: BenchQuery, org_id: int) -> tuple[int,
 
 
 def _check(server: http.Server, key: str, query: BenchQuery, total: int,
-           ids: list[str]) -> str | None:
-    """Why the API's answer differs from the straightforward SQL's, or None."""
-    status, body, _ = http.get(server.base, query.path, key)
+           ids: list[str]) -> tuple[str | None, float]:
+    """Why the API's answer differs from the straightforward SQL's (or None), and how long
+    the request took on an idle server."""
+    status, body, seconds = http.get(server.base, query.path, key)
     if status != 200:
-        return f"HTTP {status}: {body.get('error')}"
+        return f"HTTP {status}: {body.get('error')}", seconds
     got = body["meta"]["pagination"]["total"]
     if got != total:
-        return f"total {got}, SQL says {total}"
+        return f"total {got}, SQL says {total}", seconds
     if [lead["id"] for lead in body["data"]] != ids:
-        return "page ids differ from the SQL's"
-    return None
+        return "page ids differ from the SQL's", seconds
+    return None, seconds
 
 
 def _measure(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str,
@@ -99,7 +100,9 @@ def _measure(args: argparse.Namespace, target: load.Target, data: Dataset, cli: 
     results: list[dict[str, Any]] = []
     log = args.workdir / f"serve-{target.backend}.log"
     say(f"serving with {args.workers} workers (log {log})")
+    pg = None if target.is_sqlite else target.pg_conninfo
     with http.serving(cli, env, args.workers, log) as server:
+        http.settle(server, pg)
         for query in chosen:
             org = data.smallest if query.smallest_org else data.largest
             total, page_ids = _expected(target, query, ids[org.name])
@@ -108,19 +111,25 @@ def _measure(args: argparse.Namespace, target: load.Target, data: Dataset, cli: 
                 "org_leads": org.leads, "url": query.path, "total": total,
                 "loadavg_before": round(os.getloadavg()[0], 2),
             }
-            problem = _check(server, keys[org.name], query, total, page_ids)
+            problem, seconds = _check(server, keys[org.name], query, total, page_ids)
+            entry["single_request_ms"] = round(seconds * 1000, 1)
             if problem:
                 say(f"{query.name}: API answer is wrong ({problem}); not measured")
                 entry["error"] = problem
             else:
+                duration = http.wrk_duration(
+                    seconds, minimum=args.duration, maximum=args.max_duration,
+                    connections=args.connections, workers=args.workers,
+                )
                 entry["api"] = http.run_wrk(
                     server.base + query.path, keys[org.name],
-                    duration=args.duration, connections=args.connections,
+                    duration=duration, connections=args.connections,
                 )
                 api = entry["api"]
-                say(f"{query.name} API: {api['req_s']} req/s, p50 {api['p50_ms']} ms, "
-                    f"p99 {api['p99_ms']} ms {api['errors'] or ''}")
-                http.settle(server.base, keys[org.name])
+                api["drain_s"] = http.settle(server, pg)
+                say(f"{query.name} API ({duration} s): {api['req_s']} req/s, p50 {api['p50_ms']} "
+                    f"ms, p99 {api['p99_ms']} ms {api['errors'] or ''}; drained in "
+                    f"{api['drain_s']} s")
             results.append(entry)
     for entry, query in zip(results, chosen, strict=True):
         org = data.smallest if query.smallest_org else data.largest
@@ -177,10 +186,16 @@ def run(args: argparse.Namespace) -> int:
         "params": {
             "rows": args.rows, "seed": args.seed, "duration_s": args.duration,
             "workers": args.workers, "connections": args.connections, "quick": args.quick,
+            "max_duration_s": args.max_duration,
         },
         "organizations": [{"name": o.name, "leads": o.leads} for o in data.orgs],
     }
     if args.skip_load:
+        held = load.lead_counts(target)
+        wanted = {o.name: o.leads for o in data.orgs}
+        if any(held.get(name) != n for name, n in wanted.items()):
+            say(f"--skip-load: the database holds {held}, this run needs {wanted}")
+            return 2
         keys = {o.name: load.new_key(cli, env, o.name) for o in (data.largest, data.smallest)}
     else:
         result["load"] = _load(args, target, data, cli, env)
@@ -203,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--backend", choices=("sqlite", "postgres"), required=True)
     run_p.add_argument("--rows", type=int, help="leads in all (default 1,000,000)")
     run_p.add_argument("--duration", type=int, help="seconds per measurement (default 10)")
+    run_p.add_argument("--max-duration", type=int, default=120,
+                       help="longest wrk run, for queries too slow for --duration (default 120)")
     run_p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="leads-api serve --workers (default: the CPU count)")
     run_p.add_argument("--connections", type=int, default=32,

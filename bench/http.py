@@ -2,27 +2,31 @@
 
 wrk runs as `wrk -t1 -c32 -dSs --latency` with a Lua script that sets X-API-KEY and prints
 its summary as JSON (latencies straight from wrk's histogram, not parsed from its table).
-Its timeout is raised from 2 s to 60 s: slow requests must count in the percentiles, not
-vanish as timeouts.
+Its timeout is raised from 2 s to 300 s: slow requests must count in the percentiles, not
+vanish as timeouts. Its duration grows for slow queries (`wrk_duration`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-WRK_TIMEOUT = "60s"
+import psycopg
+
+WRK_TIMEOUT = "300s"
 
 _LUA = """
 wrk.headers["X-API-KEY"] = "%(key)s"
@@ -104,15 +108,52 @@ def get(base: str, path: str, key: str) -> tuple[int, dict[str, Any], float]:
     return status, json.loads(body), time.perf_counter() - start
 
 
-def settle(base: str, key: str, *, quiet_ms: float = 100, limit_s: float = 120) -> None:
-    """Wait until the server has drained the work a finished wrk run left queued: requests
-    still in its threads would otherwise run during the next measurement."""
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        _, _, seconds = get(base, "/api/check", key)
-        if seconds * 1000 < quiet_ms:
-            return
-        time.sleep(0.5)
+def _group_cpu_seconds(pgid: int) -> float:
+    """CPU time used so far by every process in a process group (the server and workers)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _active_queries(pg_conninfo: str) -> int:
+    with psycopg.connect(pg_conninfo) as pg:
+        row = pg.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'active' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def settle(server: Server, pg_conninfo: str | None, *, limit_s: float = 600) -> float:
+    """Wait until the server has finished the work a wrk run left behind, and return how
+    long that took. wrk stops counting at its deadline, but the requests it had in flight
+    keep running in the server's threads (and in PostgreSQL) and would otherwise slow the
+    next measurement. Idle = the server's processes used under 5 % of a CPU for a second
+    and, on PostgreSQL, no query of the benchmark database is running."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        before = _group_cpu_seconds(server.process.pid)
+        time.sleep(1.0)
+        busy = _group_cpu_seconds(server.process.pid) - before > 0.05
+        if not busy and (pg_conninfo is None or _active_queries(pg_conninfo) == 0):
+            break
+    return round(time.monotonic() - start, 1)
+
+
+def wrk_duration(
+    single_request_s: float, *, minimum: int, maximum: int, connections: int, workers: int
+) -> int:
+    """Seconds for wrk: at least `minimum`, and three times the latency one request should
+    have under `connections` concurrent ones, so that slow queries complete a few rounds
+    (wrk counts only requests that finish before its deadline), capped at `maximum`."""
+    loaded = single_request_s * connections / max(1, min(workers, os.cpu_count() or 1))
+    return int(min(maximum, max(minimum, math.ceil(3 * loaded))))
 
 
 def run_wrk(url: str, key: str, *, duration: int, connections: int) -> dict[str, Any]:
@@ -131,17 +172,22 @@ def run_wrk(url: str, key: str, *, duration: int, connections: int) -> dict[str,
         raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout[-2000:]}")
     raw = json.loads(line[len("BENCH "):])
     seconds = raw["duration_us"] / 1e6
+    done_any = raw["requests"] > 0
     errors = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
     return {
         "tool": f"wrk -t1 -c{connections} -d{duration}s --timeout {WRK_TIMEOUT}",
         "requests": raw["requests"],
         "seconds": round(seconds, 3),
         "req_s": round(raw["requests"] / seconds, 2),
-        "p50_ms": raw["p50_us"] / 1000,
-        "p90_ms": raw["p90_us"] / 1000,
-        "p99_ms": raw["p99_us"] / 1000,
-        "max_ms": raw["max_us"] / 1000,
-        "mean_ms": round(raw["mean_us"] / 1000, 3),
+        "p50_ms": raw["p50_us"] / 1000 if done_any else None,
+        "p90_ms": raw["p90_us"] / 1000 if done_any else None,
+        "p99_ms": raw["p99_us"] / 1000 if done_any else None,
+        "max_ms": raw["max_us"] / 1000 if done_any else None,
+        "mean_ms": round(raw["mean_us"] / 1000, 3) if done_any else None,
+        # Little's law for a closed loop of `connections` clients: a cross-check on req_s
+        # that does not lose the requests still in flight at the deadline.
+        "req_s_from_mean_latency": round(connections / (raw["mean_us"] / 1e6), 2)
+        if done_any and raw["mean_us"] else None,
         "errors": errors,
         "bytes_per_response": round(raw["bytes"] / raw["requests"]) if raw["requests"] else 0,
     }

@@ -108,6 +108,20 @@ def org_ids(target: Target) -> dict[str, int]:
         return {name: int(i) for name, i in pg.execute(query)}
 
 
+def lead_counts(target: Target) -> dict[str, int]:
+    """Leads per organization name, as the database holds them."""
+    query = (
+        "SELECT o.name, count(l.id) FROM organizations o LEFT JOIN leads l ON l.org_id = o.id "
+        "GROUP BY o.name"
+    )
+    if target.is_sqlite:
+        assert target.sqlite_path is not None
+        with sqlite3.connect(target.sqlite_path) as conn:
+            return {name: int(n) for name, n in conn.execute(query)}
+    with psycopg.connect(target.pg_conninfo) as pg:
+        return {name: int(n) for name, n in pg.execute(query)}
+
+
 def lead_columns(target: Target) -> list[str]:
     """The `leads` table's columns, in table order, as the migrated database has them."""
     if target.is_sqlite:
