@@ -89,6 +89,7 @@ def assert_not_found(client: TestClient, path: str) -> dict[str, Any]:
 def test_unknown_id_is_404(client: TestClient, lead: dict[str, Any]) -> None:
     body = assert_not_found(client, "/api/leads/lead_doesNotExist0000000")
     assert "lead_doesNotExist0000000" in body["error"]["message"]
+    assert body["error"]["details"]["parameter"] == "id"
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ async def one_lead_endpoint(request: Request) -> Response:
             if "\x00" not in lead_id:  # no stored id holds NUL; PostgreSQL would refuse it
                 found = get_lead(conn, org_id=caller.org.id, lead_id=lead_id, fields=fields)
         if found is None:
-            raise NotFound(f"No lead with id {lead_id!r}", id=lead_id)
+            raise NotFound(f"No lead with id {lead_id!r}", parameter="id", id=lead_id)
         chosen, row = found
         return success(request, row_to_object(chosen, row))
 
