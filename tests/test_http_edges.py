@@ -246,3 +246,12 @@ def test_no_json_body_makes_a_500(
     response = client.request(method, path, content=content, headers=JSON)
     assert response.status_code in (200, 201, 400, 403, 404, 409), response.text
     assert response.headers["X-Request-Id"] == response.json()["meta"]["requestId"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PATCH"])
+def test_trailing_slash_is_an_enveloped_404(client: TestClient, method: str) -> None:
+    response = client.request(method, "/api/leads/", json={"name": "x"})
+    assert response.status_code == 404
+    body = response.json()
+    assert body["error"]["code"] == "NOT_FOUND"
+    assert response.headers["X-Request-Id"] == body["meta"]["requestId"]

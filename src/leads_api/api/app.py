@@ -41,6 +41,9 @@ def create_app(store: Store | None = None) -> Starlette:
             Exception: on_unexpected,
         },
     )
+    # `/api/leads/` is not a route: answer 404 in the envelope rather than Starlette's bare
+    # redirect, which a client POSTing a lead would not follow.
+    app.router.redirect_slashes = False
     app.state.store = store if store is not None else open_store()
     return app
 
