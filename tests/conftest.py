@@ -13,6 +13,7 @@ import itertools
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -161,3 +162,18 @@ def add_leads(store: Store, org: Organization) -> Callable[..., list[dict[str, A
         return full
 
     return add
+
+
+ClientFor = Callable[..., AbstractContextManager[TestClient]]
+
+
+@pytest.fixture
+def client_for(app: Any, make_key: Callable[..., str]) -> ClientFor:
+    """A client authenticated as a new key of any organization (read-only if asked)."""
+
+    @contextmanager
+    def open_client(org: Organization, *, read_only: bool = False) -> Iterator[TestClient]:
+        with TestClient(app, headers={"X-API-KEY": make_key(org, read_only=read_only)}) as c:
+            yield c
+
+    return open_client

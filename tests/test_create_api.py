@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,33 +12,15 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from conftest import DAY_MS
+from api_support import assert_error, ms
+from conftest import DAY_MS, ClientFor
 from leads_api.fields import WRITABLE
 from leads_api.lead import now_ms
 from leads_api.store import Store
 from leads_api.store.schema import idempotency_keys
 from leads_api.store.tenants import Organization
 
-ClientFor = Callable[..., AbstractContextManager[TestClient]]
 CONSENTS = ("ad_storage", "ad_user_data", "analytics_storage", "ad_personalization")
-
-
-@pytest.fixture
-def client_for(app: Any, make_key: Callable[..., str]) -> ClientFor:
-    """A client authenticated as a key of `org` (read-only if asked)."""
-
-    @contextmanager
-    def open_client(org: Organization, *, read_only: bool = False) -> Iterator[TestClient]:
-        key = make_key(org, read_only=read_only)
-        with TestClient(app, headers={"X-API-KEY": key}) as c:
-            yield c
-
-    return open_client
-
-
-def ms(timestamp: str) -> int:
-    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def create(client: TestClient, body: Any, **kwargs: Any) -> dict[str, Any]:
@@ -54,18 +35,6 @@ def create(client: TestClient, body: Any, **kwargs: Any) -> dict[str, Any]:
 def total(client: TestClient) -> int:
     count: int = client.get("/api/leads?limit=1").json()["meta"]["pagination"]["total"]
     return count
-
-
-def assert_error(response: Any, status: int, code: str, **details: Any) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False
-    assert body["error"]["code"] == code
-    for key, value in details.items():
-        assert body["error"]["details"][key] == value, body
-    assert response.headers["X-Request-Id"] == body["meta"]["requestId"]
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 # --- the answer and the new lead ------------------------------------------------------------

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
@@ -17,22 +16,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import DAY_MS
+from api_support import assert_error
+from conftest import DAY_MS, ClientFor
 from leads_api.fields import SOURCES, STATUSES
 from leads_api.lead import format_timestamp
 from leads_api.store.tenants import Organization
-
-ClientFor = Callable[..., AbstractContextManager[TestClient]]
-
-
-@pytest.fixture
-def client_for(app: Any, make_key: Callable[..., str]) -> ClientFor:
-    @contextmanager
-    def open_client(org: Organization, *, read_only: bool = False) -> Iterator[TestClient]:
-        with TestClient(app, headers={"X-API-KEY": make_key(org, read_only=read_only)}) as c:
-            yield c
-
-    return open_client
 
 
 def utc_ms(year: int, month: int, day: int = 1) -> int:
@@ -50,18 +38,6 @@ def stats(client: TestClient, body: Any) -> dict[str, Any]:
     assert response.headers["X-Request-Id"] == response.json()["meta"]["requestId"]
     data: dict[str, Any] = response.json()["data"]
     return data
-
-
-def assert_error(response: Any, status: int, code: str, **details: Any) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False
-    assert body["error"]["code"] == code
-    for key, value in details.items():
-        assert body["error"]["details"][key] == value, body
-    assert response.headers["X-Request-Id"] == body["meta"]["requestId"]
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 # --- the expected numbers, from first principles --------------------------------------------

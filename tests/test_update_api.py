@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from conftest import BASE_MS
+from api_support import assert_error, ms
+from conftest import BASE_MS, ClientFor
 from leads_api.lead import format_timestamp, now_ms
 from leads_api.store.tenants import Organization
 
-ClientFor = Callable[..., AbstractContextManager[TestClient]]
 UPDATED = "Lead updated successfully"
-
-
-@pytest.fixture
-def client_for(app: Any, make_key: Callable[..., str]) -> ClientFor:
-    @contextmanager
-    def open_client(org: Organization, *, read_only: bool = False) -> Iterator[TestClient]:
-        with TestClient(app, headers={"X-API-KEY": make_key(org, read_only=read_only)}) as c:
-            yield c
-
-    return open_client
-
-
-def ms(timestamp: str) -> int:
-    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def lead(client: TestClient, lead_id: str) -> dict[str, Any]:
@@ -48,18 +31,6 @@ def patch(client: TestClient, body: Any) -> dict[str, Any]:
     assert response.headers["X-Request-Id"] == response.json()["meta"]["requestId"]
     data: dict[str, Any] = response.json()["data"]
     return data
-
-
-def assert_error(response: Any, status: int, code: str, **details: Any) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["success"] is False
-    assert body["error"]["code"] == code
-    for key, value in details.items():
-        assert body["error"]["details"][key] == value, body
-    assert response.headers["X-Request-Id"] == body["meta"]["requestId"]
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 # --- the answer and what changes ------------------------------------------------------------
