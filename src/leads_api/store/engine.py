@@ -51,11 +51,16 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(
         parsed,
         connect_args=connect_args,
-        pool_size=int(os.environ.get("LEADS_DB_POOL_SIZE", "10")),
+        pool_size=pool_size(),
         max_overflow=10,
         pool_pre_ping=True,  # a restarted server costs one failed ping, not a failed request
         pool_timeout=10,
     )
+
+
+def pool_size() -> int:
+    """Connections each process keeps open (LEADS_DB_POOL_SIZE, default 10)."""
+    return max(1, min(40, int(os.environ.get("LEADS_DB_POOL_SIZE") or 10)))
 
 
 def sqlite_busy_timeout_ms() -> int:
@@ -65,8 +70,14 @@ def sqlite_busy_timeout_ms() -> int:
 
 def _sqlite_engine(url: sa.URL) -> Engine:
     busy_ms = sqlite_busy_timeout_ms()
+    # Up to one connection per request thread (Starlette's pool has 40): WAL readers run in
+    # parallel, and a request should wait for SQLite, not for a pooled connection.
     engine = sa.create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": busy_ms / 1000}
+        url,
+        connect_args={"check_same_thread": False, "timeout": busy_ms / 1000},
+        pool_size=pool_size(),
+        max_overflow=40 - pool_size(),
+        pool_timeout=busy_ms / 1000,
     )
 
     @event.listens_for(engine, "connect")
