@@ -91,19 +91,45 @@ def group_keys(row: Row) -> list[tuple[Any, ...]]:
 _CLICK_BITS = tuple((1 << i, column) for i, column in enumerate(CLICK_COLUMNS))
 
 
+class RollupChanges:
+    """Rollup moves gathered over several writes of one transaction, written by `flush`.
+
+    A bulk import gathers its whole run's moves and writes them once before it commits:
+    far fewer upserts than one set per chunk, and as exact, since nothing is committed
+    until then."""
+
+    def __init__(self) -> None:
+        self._deltas: list[Counter[tuple[Any, ...]]] = [Counter() for _ in ROLLUPS]
+
+    def add(self, *, removed: Iterable[Row] = (), added: Iterable[Row] = ()) -> None:
+        deltas = self._deltas
+        for sign, rows in ((-1, removed), (1, added)):
+            for row in rows:
+                for delta, key in zip(deltas, group_keys(row), strict=True):
+                    delta[key] += sign
+
+    def flush(self, conn: Connection, *, org_id: int) -> None:
+        for rollup, delta in zip(ROLLUPS, self._deltas, strict=True):
+            changed = sorted((key, n) for key, n in delta.items() if n != 0)
+            if changed:
+                _upsert(conn, rollup, org_id, changed)
+            delta.clear()
+
+
 def record_changes(
-    conn: Connection, *, org_id: int, removed: Iterable[Row] = (), added: Iterable[Row] = ()
+    conn: Connection,
+    *,
+    org_id: int,
+    removed: Iterable[Row] = (),
+    added: Iterable[Row] = (),
+    gather: RollupChanges | None = None,
 ) -> None:
-    """Move every rollup of `org_id` by the rows removed and added (an update is both)."""
-    deltas: list[Counter[tuple[Any, ...]]] = [Counter() for _ in ROLLUPS]
-    for sign, rows in ((-1, removed), (1, added)):
-        for row in rows:
-            for delta, key in zip(deltas, group_keys(row), strict=True):
-                delta[key] += sign
-    for rollup, delta in zip(ROLLUPS, deltas, strict=True):
-        changed = sorted((key, n) for key, n in delta.items() if n != 0)
-        if changed:
-            _upsert(conn, rollup, org_id, changed)
+    """Move every rollup of `org_id` by the rows removed and added (an update is both), now,
+    or into `gather` when the caller flushes it before committing."""
+    changes = gather if gather is not None else RollupChanges()
+    changes.add(removed=removed, added=added)
+    if gather is None:
+        changes.flush(conn, org_id=org_id)
 
 
 def _upsert(

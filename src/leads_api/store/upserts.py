@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from leads_api.fields import LEAD_FIELDS
 from leads_api.lead import with_derived_columns
-from leads_api.store.rollups import record_changes
+from leads_api.store.rollups import RollupChanges, record_changes
 from leads_api.store.schema import leads
 from leads_api.store.sql import columns_for
 
@@ -47,9 +47,14 @@ def find_leads(
 
 
 def replace_leads(
-    conn: Connection, *, org_id: int, changes: Sequence[tuple[Row, Row]]
+    conn: Connection,
+    *,
+    org_id: int,
+    changes: Sequence[tuple[Row, Row]],
+    rollups: RollupChanges | None = None,
 ) -> int:
-    """Rewrite stored leads of `org_id` in place: each change is (stored row, new row)."""
+    """Rewrite stored leads of `org_id` in place: each change is (stored row, new row).
+    The rollups move now, or in `rollups` if the caller gathers them."""
     if not changes:
         return 0
     statement = leads.update().where(
@@ -61,6 +66,10 @@ def replace_leads(
         params.append({"_id": new["id"], **{c: full.get(c) for c in _SET_COLUMNS}})
     conn.execute(statement, params)
     record_changes(
-        conn, org_id=org_id, removed=[old for old, _ in changes], added=[new for _, new in changes]
+        conn,
+        org_id=org_id,
+        removed=[old for old, _ in changes],
+        added=[new for _, new in changes],
+        gather=rollups,
     )
     return len(changes)

@@ -15,7 +15,7 @@ from psycopg import sql
 from sqlalchemy.engine import Connection
 
 from leads_api.lead import with_derived_columns
-from leads_api.store.rollups import record_changes
+from leads_api.store.rollups import RollupChanges, record_changes
 from leads_api.store.schema import leads
 
 _LEAD_COLUMNS = tuple(c.name for c in leads.columns)
@@ -28,9 +28,14 @@ _COPY_LEADS = sql.SQL("COPY {} ({}) FROM STDIN").format(
 
 
 def insert_leads(
-    conn: Connection, *, org_id: int, rows: Iterable[Mapping[str, Any]]
+    conn: Connection,
+    *,
+    org_id: int,
+    rows: Iterable[Mapping[str, Any]],
+    rollups: RollupChanges | None = None,
 ) -> int:
-    """Insert new leads for `org_id`; every row gets every column (absent ones as NULL)."""
+    """Insert new leads for `org_id`; every row gets every column (absent ones as NULL).
+    The rollups move now, or in `rollups` if the caller gathers them (see RollupChanges)."""
     batch = [_complete(row, org_id) for row in rows]
     if len(batch) >= COPY_FROM_ROWS and conn.dialect.name == "postgresql":
         _copy(conn, batch)
@@ -43,7 +48,7 @@ def insert_leads(
             [tuple(row[c] for c in _LEAD_COLUMNS) for row in batch],
         )
     if batch:
-        record_changes(conn, org_id=org_id, added=batch)
+        record_changes(conn, org_id=org_id, added=batch, gather=rollups)
     return len(batch)
 
 

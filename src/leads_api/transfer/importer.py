@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from leads_api.errors import ValidationError
 from leads_api.lead import now_ms
 from leads_api.store import Store
+from leads_api.store.rollups import RollupChanges
 from leads_api.store.tenants import Organization, require_organization
 from leads_api.store.upserts import find_leads, replace_leads
 from leads_api.store.writes import insert_leads
@@ -66,7 +67,9 @@ def import_records(
     try:
         with store.write() as conn:
             org = require_organization(conn, org_name)
-            _Load(conn, org, report, skip_invalid=skip_invalid).run(records, progress)
+            load = _Load(conn, org, report, skip_invalid=skip_invalid)
+            load.run(records, progress)
+            load.rollups.flush(conn, org_id=org.id)
             if report.problems and not skip_invalid:
                 raise _Rollback
     except _Rollback:
@@ -89,6 +92,8 @@ class _Load:
         self.skip_invalid = skip_invalid
         self.now = now_ms()
         self.lines_of_ids: dict[str, int] = {}  # every id seen so far, by its first line
+        # The count rollups' moves for the whole run, written once before the commit.
+        self.rollups = RollupChanges()
 
     def run(self, records: Iterable[Record], progress: Tracker | None) -> None:
         for chunk in _chunks(records, CHUNK_SIZE):
@@ -118,8 +123,13 @@ class _Load:
                 self._problem(line, error.message)
         if self.report.problems and not self.skip_invalid:
             return  # the transaction will be rolled back: keep checking, stop writing
-        self.report.created += insert_leads(self.conn, org_id=self.org.id, rows=new)
-        self.report.updated += replace_leads(self.conn, org_id=self.org.id, changes=changed)
+        org_id = self.org.id
+        self.report.created += insert_leads(
+            self.conn, org_id=org_id, rows=new, rollups=self.rollups
+        )
+        self.report.updated += replace_leads(
+            self.conn, org_id=org_id, changes=changed, rollups=self.rollups
+        )
 
     def _read(self, record: Record) -> Incoming | None:
         if record.error is not None:
