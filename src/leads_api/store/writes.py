@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from leads_api.lead import with_derived_columns
 from leads_api.store.rollups import RollupChanges, record_changes
@@ -63,6 +64,13 @@ def _copy(conn: Connection, batch: Sequence[Mapping[str, Any]]) -> None:
     """COPY on the connection's own psycopg connection, inside its open transaction."""
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
-    with raw.cursor() as cursor, cursor.copy(_COPY_LEADS) as copy:
-        for row in batch:
-            copy.write_row([row[c] for c in _LEAD_COLUMNS])
+    try:
+        with raw.cursor() as cursor, cursor.copy(_COPY_LEADS) as copy:
+            for row in batch:
+                copy.write_row([row[c] for c in _LEAD_COLUMNS])
+    except psycopg.Error as error:
+        # The raw connection bypasses SQLAlchemy's wrapping: wrap as it would, so callers
+        # see IntegrityError / OperationalError (a 503) like for any other statement.
+        raise DBAPIError.instance(
+            "COPY leads", None, error, psycopg.Error, dialect=conn.dialect
+        ) from error

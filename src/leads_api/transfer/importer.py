@@ -15,8 +15,9 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from leads_api.errors import ValidationError
+from leads_api.errors import UsageError, ValidationError
 from leads_api.lead import now_ms
 from leads_api.store import Store
 from leads_api.store.rollups import RollupChanges
@@ -74,6 +75,12 @@ def import_records(
                 raise _Rollback
     except _Rollback:
         pass
+    except IntegrityError as error:
+        # Another writer stored one of these ids after this import looked them up.
+        raise UsageError(
+            "Another import or request stored some of the same lead ids at the same time; "
+            "nothing was imported. Run the import again."
+        ) from error
     else:
         report.committed = True
     report.problems.sort(key=lambda p: p.line)
