@@ -170,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
     args.duration = args.duration or 10
     tools = ["wrk"] + (["pgbench"] if args.backend == "postgres" else [])
     missing = [t for t in tools if shutil.which(t) is None]
+    if not Path("/usr/bin/time").exists():
+        missing.append("time")
     if missing:
         say(f"missing {', '.join(missing)}: apt-get install -y {' '.join(missing)}")
         return 2

@@ -8,7 +8,6 @@ SQLite `executemany` in one transaction. Export is timed the same way, with its 
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import tempfile
@@ -52,23 +51,24 @@ class Measured:
 
 
 def measured(command: Sequence[str], env: dict[str, str]) -> Measured:
-    """Run a command; wall time and the peak RSS of that process alone (wait4's rusage)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run a command; its wall time and its peak RSS, by GNU time (`/usr/bin/time -f %M`).
+
+    Not by this process's own wait4: Linux carries a process's peak RSS across fork and
+    exec, so a child of this (large) process would report at least our own peak. time's
+    child is forked from the small time process instead.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-time-") as tmp:
+        rss_file = Path(tmp) / "rss"
+        timed = ["/usr/bin/time", "-f", "%M", "-o", str(rss_file), *command]
         start = time.perf_counter()
-        process = subprocess.Popen(list(command), env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
+        done = subprocess.run(timed, env=env, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        result = Measured(
-            seconds, usage.ru_maxrss / 1024, out.read().decode(), err.read().decode()
-        )
-    if process.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(command)} exited {process.returncode}:\n{result.stderr[-3000:]}"
-        )
-    return result
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-3000:]}"
+            )
+        max_rss_kb = int(rss_file.read_text().split()[-1])
+    return Measured(seconds, max_rss_kb / 1024, done.stdout, done.stderr)
 
 
 def cli(command: Sequence[str], env: dict[str, str]) -> str:
