@@ -145,7 +145,10 @@ def stored_row(lead_id: str, values: dict[str, Any]) -> dict[str, Any]:
 @st.composite
 def lead_sets(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
     times = draw(st.lists(moments(), min_size=1, max_size=6))
-    size = draw(st.integers(1, 40))  # uniform: hypothesis's own list sizes stay small
+    # Sizes drawn uniformly (hypothesis's own list sizes stay small); now and then enough
+    # rows for insert_leads to take its bulk path (COPY on PostgreSQL).
+    bulk = draw(st.integers(0, 5)) == 5
+    size = draw(st.integers(100, 130) if bulk else st.integers(1, 40))
     suffixes = draw(st.lists(st.text(BASE62, min_size=1, max_size=6), unique=True,
                              min_size=size, max_size=size))
     # A fresh prefix per example keeps ids unique across examples (the id is the primary
