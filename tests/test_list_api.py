@@ -315,19 +315,20 @@ def test_filters(
 
 
 def test_long_filter_lists(client: TestClient, add_leads: AddLeads) -> None:
-    """Thousands of values, lists and repeated operators, answer like their short forms."""
+    """Long value lists and repeated operators (up to the 1,000-value limit) answer like
+    their short forms."""
     keys = insert(add_leads, FILTER_LEADS)
-    amounts = ",".join(f"{cents / 100:.2f}" for cents in range(9_000, 12_000))  # 90.00-119.99
+    amounts = ",".join(f"{cents / 100:.2f}" for cents in range(9_500, 10_400))  # 95.00-103.99
     assert matching(client, keys, f"value={amounts}") == {"mar1_late"}
-    days = {str(datetime(2024, 1, 1) + timedelta(days=2 * d))[:10] for d in range(1200)}
+    days = {str(datetime(2024, 1, 1) + timedelta(days=2 * d))[:10] for d in range(900)}
     on_those_days = {
         key for key, row in FILTER_LEADS.items()
         if str(EPOCH + timedelta(milliseconds=row["created_at"]))[:10] in days
     }
     assert matching(client, keys, f"createdAt={','.join(sorted(days))}") == on_those_days
-    repeated = "&".join(f"value[gte]={n}" for n in range(1500))
+    repeated = "&".join(f"value[gte]={n}" for n in range(900))
     assert matching(client, keys, repeated) == {"feb"}
-    gclids = ",".join(f"G{n}" for n in range(5000))
+    gclids = ",".join(f"G{n}" for n in range(990))
     assert matching(client, keys, f"gclid={gclids}") == {"feb"}
 
 
@@ -734,7 +735,7 @@ def test_a_sparse_lead_has_every_field_as_null(client: TestClient, add_leads: Ad
         ("value[gte]=1,2", "INVALID_FILTER", "value[gte]"),
         ("gclid[exists]=maybe", "INVALID_FILTER", "gclid[exists]"),
         ("status=won%00", "INVALID_FILTER", "status"),
-        ("search=a%00", "INVALID_FILTER", "search"),
+        ("search=a%00", "VALIDATION_ERROR", "search"),
         ("value=" + ",".join(["1"] * 10_001), "INVALID_FILTER", "value"),
         ("createdAt=2026-02-30", "INVALID_DATE", "createdAt"),
         ("createdAt[gte]=2026-13-01", "INVALID_DATE", "createdAt[gte]"),

@@ -24,7 +24,7 @@ MAX_PAGE = 10**18 - 1  # far past any real last page, and within a 64-bit JSON i
 MAX_SEARCH_LENGTH = 200
 # Filter values in one request, all parameters together: each becomes one or two bound SQL
 # parameters, and SQLite takes at most 32,766 of them in a statement.
-MAX_FILTER_VALUES = 10_000
+MAX_FILTER_VALUES = 1_000  # bounds the SQL a request can build (and its planning time)
 
 
 @dataclass(frozen=True)

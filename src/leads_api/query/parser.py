@@ -311,10 +311,12 @@ def _fields(raw: str | None) -> tuple[Field, ...] | None:
 
 
 def _reject_nul(name: str, value: str) -> None:
-    # PostgreSQL text cannot hold NUL, so no stored lead can match it; say so instead.
+    # PostgreSQL text cannot hold NUL, so no stored lead can match it; say so instead, with
+    # the code the parameter's other bad values get (section 2's table).
     if "\x00" in name or "\x00" in value:
         shown = name.replace("\x00", "\\0")
-        raise InvalidFilter(f"'{shown}' contains a NUL character", parameter=shown)
+        error = ValidationError if name in SINGLE_PARAMETERS else InvalidFilter
+        raise error(f"'{shown}' contains a NUL character", parameter=shown)
 
 
 def _clip(text: str, width: int = 60) -> str:
