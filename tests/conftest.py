@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from cli_support import Cli, api_leads
 from leads_api.api import create_app
 from leads_api.lead import new_lead_id
 from leads_api.store import Store, create_engine
@@ -177,3 +178,20 @@ def client_for(app: Any, make_key: Callable[..., str]) -> ClientFor:
             yield c
 
     return open_client
+
+
+@pytest.fixture
+def cli(database_url: str) -> Cli:
+    """`leads-api` in-process against this test run's database."""
+    return Cli(database_url)
+
+
+@pytest.fixture
+def read(app: Any, make_key: Callable[..., str]) -> Callable[..., list[dict[str, Any]]]:
+    """An organization's leads as GET /api/leads returns them (newest first), as a witness
+    independent of the code under test."""
+
+    def read(org: Organization, query: str = "") -> list[dict[str, Any]]:
+        return api_leads(app, make_key(org), query)
+
+    return read

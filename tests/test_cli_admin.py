@@ -17,11 +17,6 @@ from leads_api.store import Store
 from leads_api.store.tenants import Organization, find_organization
 
 
-@pytest.fixture
-def cli(database_url: str) -> Cli:
-    return Cli(database_url)
-
-
 def _name() -> str:
     return f"cli-{secrets.token_hex(6)}"
 

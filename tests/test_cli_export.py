@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from cli_support import Cli, api_leads
+from cli_support import Cli
 from leads_api.fields import FIELD_NAMES
 from leads_api.lead import new_lead_id
 from leads_api.sample import LeadSampler
@@ -33,19 +33,6 @@ QUERIES = (
     "search=smith&sort=email",
     "createdAt[gte]=2026-06-01&updated_after=2026-07-01",
 )
-
-
-@pytest.fixture
-def cli(database_url: str) -> Cli:
-    return Cli(database_url)
-
-
-@pytest.fixture
-def read(app: Any, make_key: Callable[..., str]) -> Callable[..., list[dict[str, Any]]]:
-    def read(org: Organization, query: str = "") -> list[dict[str, Any]]:
-        return api_leads(app, make_key(org), query)
-
-    return read
 
 
 @pytest.fixture

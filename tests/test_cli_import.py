@@ -12,30 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from starlette.testclient import TestClient
 
-from cli_support import Cli, api_leads
+from cli_support import Cli
 from leads_api.fields import FIELD_NAMES
 from leads_api.lead import new_lead_id
 from leads_api.store.tenants import Organization
 
 DAY_MS = 86_400_000
-
-
-@pytest.fixture
-def cli(database_url: str) -> Cli:
-    return Cli(database_url)
-
-
-@pytest.fixture
-def read(app: Any, make_key: Callable[..., str]) -> Callable[..., list[dict[str, Any]]]:
-    """An organization's leads as GET /api/leads returns them (newest first)."""
-
-    def read(org: Organization, query: str = "") -> list[dict[str, Any]]:
-        return api_leads(app, make_key(org), query)
-
-    return read
 
 
 def jsonl(path: Path, *lines: dict[str, Any] | str) -> Path:
