@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     data = dataset(args.workdir / "data", args.rows, args.seed)
     result: dict[str, Any] = {
         "label": args.label, "backend": args.backend,
-        "code": machine.code(),
+        "code": {**machine.code(), **({"note": args.code_note} if args.code_note else {})},
         "machine": machine.facts(None if target.is_sqlite else target.pg_admin_conninfo),
         "params": {
             "rows": args.rows, "seed": args.seed, "duration_s": args.duration,
@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--out", type=Path, help="result JSON (default bench/results/BACKEND.json)")
     run_p.add_argument("--label", default="Latest run",
                        help="heading the report groups this result under")
+    run_p.add_argument("--code-note", help="what the measured code is, for the report")
     run_p.add_argument("--workdir", type=Path, default=Path("/tmp/leads-bench"),
                        help="generated data, the SQLite file, logs (default /tmp/leads-bench)")
     run_p.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL", DEFAULT_PG_URL),

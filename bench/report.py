@@ -2,8 +2,9 @@
 
 Results are grouped by their `label` (a run of both backends shares one); each group gets a
 section with its date, commit and machine, a query table per backend, the load and export
-figures, and a chart of requests per second, API beside the straightforward SQL. Only the
-text between the markers in RESULTS.md is rewritten, so notes around it are kept.
+figures, a chart of requests per second, API beside the straightforward SQL, and the notes
+in `results/<label slug>.md` if there are any. Only the text between the markers in
+RESULTS.md is rewritten, so text around it is kept.
 """
 
 from __future__ import annotations
@@ -104,8 +105,10 @@ def _facts(results: list[Result]) -> list[str]:
     first = results[0]
     code, m, p = first["code"], first["machine"], first["params"]
     modified = " (with uncommitted changes under src/)" if code["source_modified"] else ""
+    note = f" {code['note']}" if code.get("note") else ""
     lines = [
-        f"Measured {m['date'][:10]} on commit `{code['commit']}` ({code['subject']}){modified}.",
+        f"Measured {m['date'][:10]} on commit `{code['commit']}` ({code['subject']})"
+        f"{modified}.{note}",
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory_gb']} GB RAM, Python "
         f"{m['python']}, SQLite {m['sqlite_version']}, {m['wrk']}.",
     ]
@@ -123,10 +126,12 @@ def _facts(results: list[Result]) -> list[str]:
         f"{p['duration_s']} s each; SQLite's SQL runs on one connection."
     )
     loads = ", ".join(
-        f"{BACKEND_NAMES[r['backend']]} {r['machine']['loadavg_at_start'][0]}→"
-        f"{r['machine'].get('loadavg_at_end', ['?'])[0]}" for r in results
+        f"{BACKEND_NAMES[r['backend']]} {r['machine']['loadavg_at_start'][0]}" for r in results
     )
-    lines.append(f"Load average (1 min) at start→end of each run: {loads}.")
+    lines.append(
+        f"Load average (1 min) as each run started, a sign of other work on the machine: "
+        f"{loads} (during a run the benchmark's own threads raise it)."
+    )
     return [" ".join(lines)]
 
 
@@ -144,7 +149,7 @@ def _flat(results: list[Result]) -> list[str]:
         if lines else []
 
 
-def section(label: str, results: list[Result], chart: str | None) -> list[str]:
+def section(label: str, results: list[Result], chart: str | None, notes: str = "") -> list[str]:
     out = [f"## {label}", "", *_facts(results), ""]
     for r in results:
         out += [f"### {BACKEND_NAMES[r['backend']]}: queries", "", *_queries_table(r), ""]
@@ -156,6 +161,8 @@ def section(label: str, results: list[Result], chart: str | None) -> list[str]:
         out += [*flat, ""]
     if chart:
         out += [f"![Requests per second, {label}]({chart})", ""]
+    if notes:
+        out += [notes.strip(), ""]
     return out
 
 
@@ -195,7 +202,10 @@ def render(results_dir: Path, markdown: Path) -> None:
     for label, results in groups.items():
         png = results_dir / f"{slug(label)}.png"
         chart(label, results, png)
-        body += section(label, results, os.path.relpath(png, markdown.parent))
+        # Hand-written observations on a run live beside its results, as SLUG.md.
+        notes_file = results_dir / f"{slug(label)}.md"
+        notes = notes_file.read_text() if notes_file.exists() else ""
+        body += section(label, results, os.path.relpath(png, markdown.parent), notes)
     generated = "\n".join([BEGIN, "", *body, END])
     text = markdown.read_text() if markdown.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
     if BEGIN in text and END in text:
