@@ -13,7 +13,6 @@ from typing import Any
 
 from leads_api.fields import (
     FOLDED_COLUMNS,
-    LEAD_FIELDS,
     PHONE_DIGITS_COLUMN,
     SEARCH_TEXT_COLUMN,
     Field,
@@ -118,6 +117,3 @@ def with_derived_columns(columns: Mapping[str, Any]) -> dict[str, Any]:
     row = dict(columns)
     row.update(derived_columns(row.get("name"), row.get("email"), row.get("phone")))
     return row
-
-
-FULL_OBJECT_FIELDS: tuple[Field, ...] = LEAD_FIELDS

@@ -41,7 +41,6 @@ _CONSENT = {
 }
 
 __all__ = [
-    "FIELDS_BY_NAME",
     "choice_value",
     "consent_value",
     "custom_value",

@@ -40,14 +40,6 @@ ROLLUP_COLUMNS = (
 Row = Mapping[str, Any]
 
 
-def day_of(created_at_ms: int) -> int:
-    return created_at_ms // DAY_MS
-
-
-def value_bucket(cents: int | None) -> int:
-    return NO_VALUE_BUCKET if cents is None else cents // VALUE_BUCKET_CENTS
-
-
 @dataclass(frozen=True)
 class Rollup:
     table: sa.Table

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import IO
 
 from leads_api.errors import ApiError, UsageError
-from leads_api.lead import FULL_OBJECT_FIELDS, object_builder
+from leads_api.fields import LEAD_FIELDS
+from leads_api.lead import object_builder
 from leads_api.query import ListQuery, parse_list_query, split_query_string
 from leads_api.store import Store
 from leads_api.store.reads import count_leads, iter_leads
@@ -52,7 +53,7 @@ def export_leads(
         if progress is not None:
             progress.start(count_leads(conn, org_id=org.id, query=query))
         rows = iter_leads(conn, org_id=org.id, query=query)
-        build = object_builder(FULL_OBJECT_FIELDS)
+        build = object_builder(LEAD_FIELDS)
         objects = (build(row) for row in rows)
         return write_leads(
             objects, out, fmt, progress=None if progress is None else progress.advance
