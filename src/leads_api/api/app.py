@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from leads_api.api.answer_cache import AnswerCache
 from leads_api.api.check import check_endpoint
 from leads_api.api.errors import on_api_error, on_http_exception, on_unexpected
 from leads_api.api.read import list_leads_endpoint, one_lead_endpoint
@@ -19,8 +20,9 @@ from leads_api.errors import ApiError
 from leads_api.store import Store, open_store
 
 
-def create_app(store: Store | None = None) -> Starlette:
-    """The app over `store` (default: the store LEADS_DATABASE_URL names)."""
+def create_app(store: Store | None = None, answer_cache: AnswerCache | None = None) -> Starlette:
+    """The app over `store` (default: the store LEADS_DATABASE_URL names), with
+    `answer_cache` (default: LEADS_ANSWER_CACHE_MB's size, see answer_cache.py)."""
     routes = [
         Route(
             "/api/leads",
@@ -45,6 +47,7 @@ def create_app(store: Store | None = None) -> Starlette:
     # redirect, which a client POSTing a lead would not follow.
     app.router.redirect_slashes = False
     app.state.store = store if store is not None else open_store()
+    app.state.answer_cache = answer_cache if answer_cache is not None else AnswerCache.from_env()
     return app
 
 

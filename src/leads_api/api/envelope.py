@@ -46,14 +46,29 @@ def success(
     pagination: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    rid = request_id(request)
-    meta: dict[str, Any] = {}
+    return success_from_head(
+        request, success_head(data, pagination=pagination), status=status, headers=headers
+    )
+
+
+def success_head(data: Any, *, pagination: dict[str, Any] | None = None) -> bytes:
+    """The start of a success body: all of it but this response's requestId and timestamp,
+    which success_from_head appends (the answer cache keeps heads)."""
+    head = b'{"success":true,"data":' + orjson.dumps(data) + b',"meta":{'
     if pagination is not None:
-        meta["pagination"] = pagination
-    meta["requestId"] = rid
-    meta["timestamp"] = utc_timestamp()
-    return json_response(
-        {"success": True, "data": data, "meta": meta}, status=status, rid=rid, headers=headers
+        head += b'"pagination":' + orjson.dumps(pagination) + b","
+    return head
+
+
+def success_from_head(
+    request: Request, head: bytes, *, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    rid = request_id(request)
+    tail = f'"requestId":"{rid}","timestamp":"{utc_timestamp()}"}}}}'.encode()
+    all_headers = dict(headers or {})
+    all_headers[REQUEST_ID_HEADER] = rid
+    return Response(
+        head + tail, status_code=status, media_type="application/json", headers=all_headers
     )
 
 

@@ -6,14 +6,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from leads_api.api.answer_cache import AnswerCache
 from leads_api.api.auth import key_from_headers, require_caller
-from leads_api.api.envelope import success
+from leads_api.api.envelope import success, success_from_head, success_head
 from leads_api.api.render import page_objects, pagination
 from leads_api.errors import NotFound
 from leads_api.lead import row_to_object
 from leads_api.query import parse_list_query, parse_one_lead_query, split_query_string
 from leads_api.store import Store
 from leads_api.store.reads import get_lead, list_leads
+from leads_api.store.rollups import data_version
 
 
 async def list_leads_endpoint(request: Request) -> Response:
@@ -21,12 +23,25 @@ async def list_leads_endpoint(request: Request) -> Response:
     key = key_from_headers(request)
     query_string = request.scope["query_string"].decode("latin-1")
 
+    cache: AnswerCache = request.app.state.answer_cache
+
     def work() -> Response:
         with store.read() as conn:
             caller = require_caller(conn, key)
-            query = parse_list_query(split_query_string(query_string))
-            page = list_leads(conn, org_id=caller.org.id, query=query)
-        return success(request, page_objects(page), pagination=pagination(query, page.total))
+            org_id, version = caller.org.id, caller.data_version
+
+            def compute() -> bytes:
+                query = parse_list_query(split_query_string(query_string))
+                page = list_leads(conn, org_id=org_id, query=query)
+                return success_head(page_objects(page), pagination=pagination(query, page.total))
+
+            def still_at_version() -> bool:
+                # Each statement may see a newer snapshot on PostgreSQL: the answer is
+                # exactly version's only if no write committed while it was computed.
+                return data_version(conn, org_id=org_id) == version
+
+            head = cache.answer(org_id, query_string, version, compute, still_at_version)
+        return success_from_head(request, head)
 
     return await run_in_threadpool(work)
 

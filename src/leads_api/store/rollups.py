@@ -1,6 +1,10 @@
 """Keeping the count rollups exact: every write of leads reports the rows it removed and
 added, in the same transaction, and the rollup tables move by the difference.
 
+The same report moves the organization's data version (organizations.data_version), so
+an answer computed at one version stays the answer until the version moves: the API's
+answer cache (api/answer_cache.py) relies on it.
+
 Each rollup is a table keyed by organization plus a few group columns; `group_keys` says
 where a lead row (keyed by column name) falls in each. The writers in this package call
 `record_changes`; a test compares every rollup with a plain COUNT(*) after random writes.
@@ -24,6 +28,7 @@ from leads_api.store.schema import (
     lead_counts_by_clicks,
     lead_counts_by_day,
     lead_counts_by_value,
+    organizations,
 )
 
 DAY_MS = 86_400_000
@@ -101,6 +106,10 @@ class RollupChanges:
                     delta[key] += sign
 
     def flush(self, conn: Connection, *, org_id: int) -> None:
+        # The version first: every writer then locks the organization's row before its
+        # rollup rows (a POST under a leadsLimit locks it first too), one order, no deadlock.
+        # Moved even when no count does: a changed name or updatedAt changes answers too.
+        bump_data_version(conn, org_id=org_id)
         for rollup, delta in zip(ROLLUPS, self._deltas, strict=True):
             changed = sorted((key, n) for key, n in delta.items() if n != 0)
             if changed:
@@ -122,6 +131,23 @@ def record_changes(
     changes.add(removed=removed, added=added)
     if gather is None:
         changes.flush(conn, org_id=org_id)
+
+
+def bump_data_version(conn: Connection, *, org_id: int) -> None:
+    conn.execute(
+        organizations.update()
+        .where(organizations.c.id == org_id)
+        .values(data_version=organizations.c.data_version + 1)
+    )
+
+
+def data_version(conn: Connection, *, org_id: int) -> int:
+    """The organization's data version as this transaction sees it."""
+    return int(
+        conn.execute(
+            sa.select(organizations.c.data_version).where(organizations.c.id == org_id)
+        ).scalar_one()
+    )
 
 
 def _upsert(

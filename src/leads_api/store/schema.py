@@ -37,6 +37,9 @@ organizations = sa.Table(
     sa.Column("leads_limit", sa.Integer, nullable=True),
     sa.Column("attribution_days", sa.Integer, nullable=False, default=90),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # Moved by every write of the organization's leads, in the write's own transaction
+    # (store/rollups.py): an answer computed at one version is the answer until it moves.
+    sa.Column("data_version", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 api_keys = sa.Table(

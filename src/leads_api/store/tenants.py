@@ -33,6 +33,7 @@ class Caller:
     key_id: str
     org: Organization
     read_only: bool
+    data_version: int  # of the organization's leads, as this transaction saw it
 
 
 @dataclass(frozen=True)
@@ -181,10 +182,13 @@ def revoke_key(conn: Connection, key_id: str) -> None:
 def authenticate(conn: Connection, secret: str) -> Caller | None:
     """The caller behind a key secret, or None for an unknown or revoked key."""
     row = conn.execute(
-        sa.select(api_keys.c.id, api_keys.c.read_only, *_ORG_COLUMNS)
+        sa.select(
+            api_keys.c.id, api_keys.c.read_only, *_ORG_COLUMNS, organizations.c.data_version
+        )
         .join(organizations, organizations.c.id == api_keys.c.org_id)
         .where(api_keys.c.key_hash == hash_key(secret), api_keys.c.revoked_at.is_(None))
     ).first()
     if row is None:
         return None
-    return Caller(row[0], Organization(row[2], row[3], bool(row[4]), row[5], row[6]), bool(row[1]))
+    org = Organization(row[2], row[3], bool(row[4]), row[5], row[6])
+    return Caller(row[0], org, bool(row[1]), row[7])
