@@ -48,7 +48,7 @@ def export_leads(
     progress: Tracker | None = None,
 ) -> int:
     """Write the organization's leads matching `query` to `out`; returns how many."""
-    with store.read() as conn:
+    with store.snapshot() as conn:
         org = require_organization(conn, org_name)
         if progress is not None:
             progress.start(count_leads(conn, org_id=org.id, query=query))
