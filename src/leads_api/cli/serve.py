@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 
+from leads_api.cli.workers import can_share_port, run_workers
 from leads_api.lead import now_ms
 from leads_api.query.model import ListQuery
 from leads_api.sample import LeadSampler
@@ -39,17 +40,18 @@ def serve(
 
 
 def run_server(host: str, port: int, workers: int) -> None:
-    uvicorn.run(
-        "leads_api.api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        log_level=os.environ.get("LEADS_LOG_LEVEL", "info"),
-    )
+    config: dict[str, Any] = {
+        "app": "leads_api.api.app:app_from_env",
+        "factory": True,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": os.environ.get("LEADS_LOG_LEVEL", "info"),
+    }
+    if workers > 1 and can_share_port():
+        run_workers(config, host, port, workers)  # one socket per worker: even spread
+    else:
+        uvicorn.run(**config, host=host, port=port, workers=workers)
 
 
 def demo(

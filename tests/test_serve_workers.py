@@ -1,0 +1,102 @@
+"""`leads-api serve --workers N`: N processes each listening on the port (SO_REUSEPORT), a
+dead worker replaced, a graceful stop on SIGTERM, and a clear error for a taken port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server import Server, leads_api_command, running_server
+
+pytestmark = pytest.mark.server
+
+WAIT_S = 30.0
+
+
+def workers_of(pid: int) -> set[int]:
+    """The live worker processes of `pid` (from /proc; not multiprocessing's tracker)."""
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in command:
+            children.add(int(entry.name))
+    return children
+
+
+def wait_for(condition: object, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def two_workers(sqlite_url: str, tmp_path: Path) -> Iterator[Server]:
+    with running_server(sqlite_url, tmp_path, workers=2) as server:
+        yield server
+
+
+def answers(server: Server) -> bool:
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=5) as http:
+            return http.get("/api/check").status_code == 401  # no key: alive and answering
+    except httpx.TransportError:
+        return False
+
+
+def test_each_worker_listens_and_a_dead_worker_is_replaced(two_workers: Server) -> None:
+    assert two_workers.process is not None
+    parent = two_workers.process.pid
+    wait_for(lambda: len(workers_of(parent)) == 2, "two workers")
+    first = workers_of(parent)
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    # The other worker goes on answering while the supervisor starts a new one.
+    wait_for(lambda: answers(two_workers), "the surviving worker to answer")
+    wait_for(
+        lambda: len(workers_of(parent)) == 2 and victim not in workers_of(parent),
+        "a replacement worker",
+    )
+    wait_for(lambda: all(answers(two_workers) for _ in range(20)), "every worker to answer")
+
+
+def test_sigterm_stops_the_workers_and_the_supervisor(two_workers: Server) -> None:
+    process = two_workers.process
+    assert process is not None
+    wait_for(lambda: len(workers_of(process.pid)) == 2, "two workers")
+    workers = workers_of(process.pid)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=WAIT_S) == 0
+    # The supervisor waited for its workers before exiting: none is left.
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def test_a_port_in_use_is_a_clear_error(sqlite_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*leads_api_command(), "serve", "--port", str(port), "--workers", "2"],
+            env={**os.environ, "LEADS_DATABASE_URL": sqlite_url},
+            capture_output=True, text=True, timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"Cannot listen on 127.0.0.1:{port}" in done.stderr
