@@ -358,3 +358,34 @@ def test_unreadable_files_are_usage_errors(cli: Cli, org: Organization, read: An
     result = cli("import", "--org", org.name, bad_bytes)
     assert result.exit_code == 1 and set(bad_lines(result)) == {2}
     assert read(org) == []
+
+
+# --- large files: checked by a second process ------------------------------------------------
+
+
+def test_a_file_of_several_chunks_is_checked_in_a_worker_and_reported_by_its_own_lines(
+    cli: Cli, org: Organization, read: Any, tmp_path: Path
+) -> None:
+    """Past one chunk (2,000 records) objects are checked in another process: the problems
+    still come back with the file's own line numbers, in order, and nothing is written."""
+    lines: list[dict[str, Any] | str] = [{"name": f"lead {i}"} for i in range(5_000)]
+    lines[2_499] = {"name": "x", "status": "nope"}  # line 2,500, in the second chunk
+    lines[4_099] = "{not json"  # line 4,100, in the third
+    lines[4_999] = {"name": "x", "colour": "red"}  # the last line
+    same_id = new_lead_id()
+    lines[10] = {"id": same_id, "name": "first"}
+    lines[3_000] = {"id": same_id, "name": "again"}  # a repeat across chunks
+    path = jsonl(tmp_path / "big.jsonl", *lines)
+
+    result = cli("import", "--org", org.name, path)
+    reported = bad_lines(result)
+    assert sorted(reported) == [2_500, 3_001, 4_100, 5_000]
+    assert "status" in reported[2_500]
+    assert reported[3_001] == f"id {same_id} is already on line 11"
+    assert "not valid JSON" in reported[4_100]
+    assert "colour" in reported[5_000]
+    assert read(org) == []
+
+    result = cli.ok("import", "--org", org.name, path, "--skip-invalid")
+    assert summary(result) == "4996 created, 0 updated, 0 unchanged, 4 skipped"
+    assert [lead["name"] for lead in read(org, "search=lead 4998")] == ["lead 4998"]

@@ -13,6 +13,7 @@ import typer
 
 from leads_api.errors import UsageError
 from leads_api.store import open_store
+from leads_api.transfer.checking import quiet_gc
 from leads_api.transfer.exporter import export_leads, export_query
 from leads_api.transfer.formats import FORMATS, format_of, open_records
 from leads_api.transfer.importer import import_records
@@ -36,6 +37,7 @@ def import_command(
     A lead whose id the organization has is updated in place, so importing a file twice
     changes nothing. Any invalid lead stops the whole import unless --skip-invalid.
     """
+    quiet_gc()  # this process only imports, then exits
     store = open_store()
     try:
         with open_records(file) as records, tracker(f"Importing {file.name}") as progress:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +20,8 @@ from leads_api.errors import ServiceUnavailable
 
 DEFAULT_DATABASE_URL = "sqlite:///./leads.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+DEFAULT_CACHE_KIB = 2_000  # SQLite's own default page cache
+BULK_LOAD_CACHE_KIB = 256 * 1024
 # A PostgreSQL server that does not answer (host down, packets dropped) must turn into a
 # 503 within seconds, not hang a request for the OS's TCP timeout.
 PG_CONNECT_TIMEOUT_S = 5
@@ -146,6 +148,22 @@ class Store:
             conn = conn.execution_options(leads_write=True)
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def bulk_write(self) -> Iterator[Connection]:
+        """A write transaction for many leads (an import). SQLite gets a large page cache
+        for it: a bulk load inserts into every index at random places, and re-reading
+        evicted index pages was measured at a fifth of the load's time (300,000 leads)."""
+        with self.write() as conn:
+            if self.dialect != "sqlite":
+                yield conn
+                return
+            conn.exec_driver_sql(f"PRAGMA cache_size=-{BULK_LOAD_CACHE_KIB}")
+            try:
+                yield conn
+            finally:
+                with suppress(exc.DBAPIError):  # the connection may be what failed
+                    conn.exec_driver_sql(f"PRAGMA cache_size=-{DEFAULT_CACHE_KIB}")
 
     def dispose(self) -> None:
         self.engine.dispose()

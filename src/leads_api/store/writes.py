@@ -8,6 +8,7 @@ transaction (store/rollups.py), so no writer can forget them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -21,8 +22,10 @@ from leads_api.store.schema import leads
 
 _LEAD_COLUMNS = tuple(c.name for c in leads.columns)
 _INSERT = f"INSERT INTO {leads.name} ({', '.join(_LEAD_COLUMNS)}) VALUES ({{markers}})"
+_row_values = itemgetter(*_LEAD_COLUMNS)  # a row's values in column order, at C speed
 # From this many rows on, PostgreSQL gets them by COPY: a few times quicker than INSERTs.
 COPY_FROM_ROWS = 100
+
 _COPY_LEADS = sql.SQL("COPY {} ({}) FROM STDIN").format(
     sql.Identifier(leads.name), sql.SQL(", ").join(map(sql.Identifier, _LEAD_COLUMNS))
 )
@@ -46,7 +49,7 @@ def insert_leads(
         marker = "%s" if conn.dialect.name == "postgresql" else "?"
         conn.exec_driver_sql(
             _INSERT.format(markers=", ".join([marker] * len(_LEAD_COLUMNS))),
-            [tuple(row[c] for c in _LEAD_COLUMNS) for row in batch],
+            [_row_values(row) for row in batch],
         )
     if batch:
         record_changes(conn, org_id=org_id, added=batch, gather=rollups)
@@ -67,7 +70,7 @@ def _copy(conn: Connection, batch: Sequence[Mapping[str, Any]]) -> None:
     try:
         with raw.cursor() as cursor, cursor.copy(_COPY_LEADS) as copy:
             for row in batch:
-                copy.write_row([row[c] for c in _LEAD_COLUMNS])
+                copy.write_row(_row_values(row))
     except psycopg.Error as error:
         # The raw connection bypasses SQLAlchemy's wrapping: wrap as it would, so callers
         # see IntegrityError / OperationalError (a 503) like for any other statement.

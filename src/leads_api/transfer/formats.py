@@ -31,11 +31,23 @@ _BOM = b"\xef\xbb\xbf"
 
 @dataclass(frozen=True)
 class Record:
-    """One lead as read from a file: its parsed object, or why the line could not be read."""
+    """One lead as read from a file: its parsed object, or why the line could not be read,
+    or (JSONL) the line itself, parsed where it is checked (see `parsed`)."""
 
     line: int
     obj: Any = None
     error: str | None = None
+    raw: bytes | None = None
+
+
+def parsed(record: Record) -> Record:
+    """`record` with its raw JSONL line parsed into an object (or an error)."""
+    if record.raw is None:
+        return record
+    try:
+        return Record(record.line, orjson.loads(record.raw))
+    except orjson.JSONDecodeError as error:
+        return Record(record.line, error=f"not valid JSON ({error})")
 
 
 def format_of(path: Path) -> str | None:
@@ -60,14 +72,13 @@ def open_records(path: Path) -> Iterator[Iterator[Record]]:
 
 
 def _jsonl_records(lines: IO[bytes]) -> Iterator[Record]:
+    # Lines are left unparsed: the import parses them where it checks them, which may be
+    # another process (a bytes line is far cheaper to hand over than a parsed object).
     for number, raw in enumerate(lines, 1):
         text = raw[len(_BOM):] if number == 1 and raw.startswith(_BOM) else raw
         if not text.strip():
             continue
-        try:
-            yield Record(number, orjson.loads(text))
-        except orjson.JSONDecodeError as error:
-            yield Record(number, error=f"not valid JSON ({error})")
+        yield Record(number, raw=text)
 
 
 def _csv_records(handle: IO[str], path: Path) -> Iterator[Record]:

@@ -1,7 +1,8 @@
 """Loading a file of lead objects into an organization, in one transaction.
 
-Records are taken in chunks: each chunk's objects are checked, its ids looked up with one
-query, and its new and changed leads written with one statement each. Every bad record is
+Records are taken in chunks: each chunk's objects are checked (in a second process for a
+large import, see checking.py), its ids looked up with one query, and its new and changed
+leads written with one statement each. Every bad record is
 collected with its line number; unless bad records are to be skipped, the first one stops
 the writing (reading and checking go on, so every problem is reported) and the transaction
 is rolled back at the end, so nothing is written.
@@ -9,9 +10,8 @@ is rolled back at the end, so nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -24,9 +24,10 @@ from leads_api.store.rollups import RollupChanges
 from leads_api.store.tenants import Organization, require_organization
 from leads_api.store.upserts import find_leads, replace_leads
 from leads_api.store.writes import insert_leads
+from leads_api.transfer.checking import Checked, checked_chunks
 from leads_api.transfer.formats import Record
 from leads_api.transfer.progress import Tracker
-from leads_api.transfer.rows import Incoming, merged_row, new_row, read_object
+from leads_api.transfer.rows import Incoming, merged_row, new_row
 
 CHUNK_SIZE = 2_000
 
@@ -66,7 +67,7 @@ def import_records(
     `skip_invalid`) all the good ones; the report says what happened."""
     report = ImportReport()
     try:
-        with store.write() as conn:
+        with store.bulk_write() as conn:
             org = require_organization(conn, org_name)
             load = _Load(conn, org, report, skip_invalid=skip_invalid)
             load.run(records, progress)
@@ -103,13 +104,13 @@ class _Load:
         self.rollups = RollupChanges()
 
     def run(self, records: Iterable[Record], progress: Tracker | None) -> None:
-        for chunk in _chunks(records, CHUNK_SIZE):
+        for chunk in checked_chunks(records, CHUNK_SIZE):
             self._chunk(chunk)
             if progress is not None:
                 progress.advance(len(chunk))
 
-    def _chunk(self, chunk: list[Record]) -> None:
-        incoming = [(r.line, i) for r in chunk if (i := self._read(r)) is not None]
+    def _chunk(self, chunk: list[Checked]) -> None:
+        incoming = [(c.line, i) for c in chunk if (i := self._read(c)) is not None]
         ids = {i.id for _, i in incoming if i.id is not None}
         stored, foreign = find_leads(self.conn, org_id=self.org.id, ids=ids)
         new: list[dict[str, Any]] = []
@@ -138,19 +139,15 @@ class _Load:
             self.conn, org_id=org_id, changes=changed, rollups=self.rollups
         )
 
-    def _read(self, record: Record) -> Incoming | None:
-        if record.error is not None:
-            self._problem(record.line, record.error)
-            return None
-        try:
-            incoming = read_object(record.obj)
-        except ValidationError as error:
-            self._problem(record.line, error.message)
+    def _read(self, checked: Checked) -> Incoming | None:
+        incoming, line = checked.incoming, checked.line
+        if incoming is None:
+            self._problem(line, checked.problem or "not a lead")
             return None
         if incoming.id is not None:
-            first = self.lines_of_ids.setdefault(incoming.id, record.line)
-            if first != record.line:
-                self._problem(record.line, f"id {incoming.id} is already on line {first}")
+            first = self.lines_of_ids.setdefault(incoming.id, line)
+            if first != line:
+                self._problem(line, f"id {incoming.id} is already on line {first}")
                 return None
         return incoming
 
@@ -163,8 +160,3 @@ class _Load:
     def _problem(self, line: int, message: str) -> None:
         self.report.problems.append(Problem(line, message))
 
-
-def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
-    iterator = iter(records)
-    while chunk := list(islice(iterator, size)):
-        yield chunk

@@ -15,9 +15,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from leads_api.errors import ValidationError
 from leads_api.fields import FIELD_NAMES, LEAD_FIELDS, Field, Kind
@@ -63,9 +62,9 @@ _READERS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 }
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """What one object says: its id (None: a new lead) and the columns it sets."""
+class Incoming(NamedTuple):
+    """What one object says: its id (None: a new lead) and the columns it sets. (A named
+    tuple: an import checks objects in another process and sends these back.)"""
 
     id: str | None
     columns: dict[str, Any]
