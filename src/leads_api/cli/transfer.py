@@ -13,7 +13,7 @@ import typer
 
 from leads_api.errors import UsageError
 from leads_api.store import open_store
-from leads_api.transfer.checking import quiet_gc
+from leads_api.transfer.bulk import quiet_gc
 from leads_api.transfer.exporter import export_leads, export_query
 from leads_api.transfer.formats import FORMATS, format_of, open_records
 from leads_api.transfer.importer import import_records
@@ -75,6 +75,7 @@ def export_command(
     """Write an organization's matching leads, in full, as JSONL or CSV."""
     chosen = _export_format(fmt, output)
     parsed = export_query(query)
+    quiet_gc()  # this process only exports, then exits
     store = open_store()
     try:
         to_terminal = output is None and sys.stdout.isatty()

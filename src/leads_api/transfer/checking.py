@@ -9,7 +9,6 @@ up ids and writes: the two run on two cores. Small imports (one chunk) stay in-p
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -18,6 +17,7 @@ from itertools import islice
 from typing import NamedTuple
 
 from leads_api.errors import ValidationError
+from leads_api.transfer.bulk import quiet_gc
 from leads_api.transfer.formats import Record, parsed
 from leads_api.transfer.rows import Incoming, read_object
 
@@ -60,7 +60,7 @@ def checked_chunks(records: Iterable[Record], size: int) -> Iterator[list[Checke
         yield check_chunk(first)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context, initializer=_quiet_gc) as pool:
+    with ProcessPoolExecutor(1, mp_context=context, initializer=quiet_gc) as pool:
         pending: deque[Future[list[Checked]]] = deque([pool.submit(check_chunk, second)])
         yield check_chunk(first)
         for chunk in chunks:
@@ -69,17 +69,6 @@ def checked_chunks(records: Iterable[Record], size: int) -> Iterator[list[Checke
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-
-
-def quiet_gc() -> None:
-    """Make the cyclic garbage collector rare for a bulk run: a chunk's objects hold no
-    cycles (reference counting frees them), yet allocating them set off collections that
-    rescanned every long-lived object, measured at a tenth of an import's time."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-
-
-_quiet_gc = quiet_gc  # the worker's initializer
 
 
 def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
