@@ -78,6 +78,9 @@ def facts(pg_conninfo: str | None) -> dict[str, Any]:
         "sqlite_version": sqlite3.sqlite_version,
         "wrk": _first_line(["wrk", "-v"]).split(" Copyright")[0],
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        # The service's settings the server inherited (the answer cache size, the pool...).
+        "service_env": {k: v for k, v in sorted(os.environ.items())
+                        if k.startswith("LEADS_") and k != "LEADS_DATABASE_URL"},
     }
     if pg_conninfo:
         with psycopg.connect(pg_conninfo) as pg:

@@ -125,6 +125,11 @@ def _facts(results: list[Result]) -> list[str]:
         f"{p['workers']}`; wrk and pgbench with {p['connections']} connections, "
         f"{p['duration_s']} s each; SQLite's SQL runs on one connection."
     )
+    settings = {k: v for r in results for k, v in r["machine"].get("service_env", {}).items()}
+    if settings:
+        lines.append(
+            "Service settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items()) + "."
+        )
     loads = ", ".join(
         f"{BACKEND_NAMES[r['backend']]} {r['machine']['loadavg_at_start'][0]}" for r in results
     )
