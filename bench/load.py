@@ -22,6 +22,7 @@ from psycopg import sql
 
 from bench.generate import Dataset, OrgData, org_rows
 from leads_api.lead import with_derived_columns
+from leads_api.store.engine import BULK_LOAD_CACHE_KIB
 
 FLOOR_TABLE = "leads_floor"
 
@@ -136,22 +137,33 @@ def lead_columns(target: Target) -> list[str]:
     return [r[0] for r in rows]
 
 
-def floor(target: Target, data: Dataset, ids: dict[str, int], workdir: Path) -> dict[str, Any]:
-    """The same rows into a bare table, timed per organization (building the rows is not)."""
+def floor(
+    target: Target, data: Dataset, ids: dict[str, int], workdir: Path, *, indexed: bool = False
+) -> dict[str, Any]:
+    """The same rows into a bare table, timed per organization (building the rows is not).
+    With `indexed`, the table has the service's indexes: what the database itself needs to
+    store these leads the way the service does, without any of the service's work."""
     columns = lead_columns(target)
+    table = f"{FLOOR_TABLE}_indexed" if indexed else FLOOR_TABLE
     seconds = 0.0
     for org in data.orgs:
         rows = _floor_rows(org, ids[org.name], columns)
         first = org is data.orgs[0]
         if target.is_sqlite:
-            seconds += _sqlite_floor(target, workdir / "floor.db", columns, rows, first=first)
+            path = workdir / f"{table}.db"
+            seconds += _sqlite_floor(target, path, table, columns, rows, first=first)
         else:
-            seconds += _postgres_floor(target, columns, rows, first=first)
+            seconds += _postgres_floor(target, table, columns, rows, first=first)
         del rows
-    if not target.is_sqlite:
+    if target.is_sqlite:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{workdir / f'{table}.db'}{suffix}").unlink(missing_ok=True)
+    else:
         with psycopg.connect(target.pg_conninfo, autocommit=True) as pg:
-            pg.execute(f"DROP TABLE {FLOOR_TABLE}")
+            pg.execute(f"DROP TABLE {table}")
     method = "executemany, one transaction" if target.is_sqlite else "COPY FROM STDIN"
+    if indexed:
+        method += ", the service's indexes"
     return {
         "method": method, "leads": data.rows, "seconds": round(seconds, 3),
         "leads_per_s": round(data.rows / seconds),
@@ -168,9 +180,16 @@ def _floor_rows(org: OrgData, org_id: int, columns: list[str]) -> list[tuple[Any
 
 
 def _sqlite_floor(
-    target: Target, path: Path, columns: list[str], rows: list[tuple[Any, ...]], *, first: bool
+    target: Target,
+    path: Path,
+    table: str,
+    columns: list[str],
+    rows: list[tuple[Any, ...]],
+    *,
+    first: bool,
 ) -> float:
-    """A separate file beside the database, with the service's pragmas (WAL, FULL sync)."""
+    """A separate file beside the database, with the service's pragmas (WAL, FULL sync, and
+    an import's page cache)."""
     assert target.sqlite_path is not None
     if first:
         for suffix in ("", "-wal", "-shm"):
@@ -179,15 +198,25 @@ def _sqlite_floor(
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA cache_size=-{BULK_LOAD_CACHE_KIB}")
         if first:
             with sqlite3.connect(target.sqlite_path) as main:
                 declared = {r[1]: r[2] for r in main.execute("PRAGMA table_info(leads)")}
+                indexes = [r[0] for r in main.execute(
+                    "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'leads' "
+                    "AND sql IS NOT NULL"
+                )]
             definition = ", ".join(f'"{c}" {declared[c]}' for c in columns)
-            conn.execute(f"CREATE TABLE {FLOOR_TABLE} ({definition})")
+            conn.execute(f"CREATE TABLE {table} ({definition})")
+            if table != FLOOR_TABLE:
+                conn.execute(f"CREATE UNIQUE INDEX {table}_pkey ON {table} (id)")
+                for ddl in indexes:
+                    conn.execute(ddl.replace(" ix_", f" {table}_ix_").replace(
+                        " ON leads ", f" ON {table} "))
         marks = ", ".join("?" * len(columns))
         start = time.perf_counter()
         conn.execute("BEGIN")
-        conn.executemany(f"INSERT INTO {FLOOR_TABLE} VALUES ({marks})", rows)
+        conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
         conn.execute("COMMIT")
         return time.perf_counter() - start
     finally:
@@ -195,15 +224,17 @@ def _sqlite_floor(
 
 
 def _postgres_floor(
-    target: Target, columns: list[str], rows: list[tuple[Any, ...]], *, first: bool
+    target: Target, table: str, columns: list[str], rows: list[tuple[Any, ...]], *, first: bool
 ) -> float:
     with psycopg.connect(target.pg_conninfo) as pg:
         if first:
-            pg.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
-            pg.execute(f"CREATE TABLE {FLOOR_TABLE} (LIKE leads)")  # columns, types, NOT NULL
+            pg.execute(f"DROP TABLE IF EXISTS {table}")
+            # Columns, types, NOT NULL; and for the indexed floor every index of `leads`.
+            like = "leads INCLUDING INDEXES" if table != FLOOR_TABLE else "leads"
+            pg.execute(f"CREATE TABLE {table} (LIKE {like})")
             pg.commit()
         names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(FLOOR_TABLE), names)
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
         start = time.perf_counter()
         with pg.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:

@@ -85,16 +85,23 @@ def _load_table(results: list[Result]) -> list[str]:
     if not rows:
         return []
     lines = [
-        "| Backend | import leads/s | floor leads/s (method) | import / floor | import peak RSS "
+        "| Backend | import leads/s | floor leads/s (method) | import / floor "
+        "| floor with the service's indexes | import peak RSS "
         "| export leads/s | export peak RSS | after load |",
-        "|---|--:|--:|--:|--:|--:|--:|---|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in rows:
         imp, floor, exp, an = (r["load"][k] for k in ("import", "floor", "export", "analyze"))
+        indexed = r["load"].get("floor_indexed")
+        indexed_cell = (
+            f"{indexed['leads_per_s']:,} (import / it "
+            f"{imp['leads_per_s'] / indexed['leads_per_s']:.2f})" if indexed else "-"
+        )
         lines.append(
             f"| {BACKEND_NAMES[r['backend']]} | {imp['leads_per_s']:,} "
             f"| {floor['leads_per_s']:,} ({floor['method']}) "
-            f"| {imp['leads_per_s'] / floor['leads_per_s']:.2f} | {imp['max_rss_mb']:,} MB "
+            f"| {imp['leads_per_s'] / floor['leads_per_s']:.2f} | {indexed_cell} "
+            f"| {imp['max_rss_mb']:,} MB "
             f"| {exp['leads_per_s']:,} ({exp['leads']:,} leads) | {exp['max_rss_mb']:,} MB "
             f"| {an['command']} {an['seconds']:.1f} s |"
         )
