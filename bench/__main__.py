@@ -124,6 +124,14 @@ def _measure(args: argparse.Namespace, target: load.Target, data: Dataset, cli: 
                     seconds, minimum=args.duration, maximum=args.max_duration,
                     connections=args.connections, workers=args.workers,
                 )
+                if args.warmup > 0:
+                    warm = http.run_wrk(
+                        server.base + query.path, keys[org.name],
+                        duration=args.warmup, connections=args.connections,
+                    )
+                    entry["warmup"] = {"seconds": args.warmup, "req_s": warm["req_s"],
+                                       "p99_ms": warm["p99_ms"], "max_ms": warm["max_ms"],
+                                       "drain_s": http.settle(server, pg)}
                 entry["api"] = http.run_wrk(
                     server.base + query.path, keys[org.name],
                     duration=duration, connections=args.connections,
@@ -191,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
         "params": {
             "rows": args.rows, "seed": args.seed, "duration_s": args.duration,
             "workers": args.workers, "connections": args.connections, "quick": args.quick,
-            "max_duration_s": args.max_duration,
+            "max_duration_s": args.max_duration, "warmup_s": args.warmup,
         },
         "organizations": [{"name": o.name, "leads": o.leads} for o in data.orgs],
     }
@@ -225,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--duration", type=int, help="seconds per measurement (default 10)")
     run_p.add_argument("--max-duration", type=int, default=120,
                        help="longest wrk run, for queries too slow for --duration (default 120)")
+    run_p.add_argument("--warmup", type=int, default=2,
+                       help="seconds of unrecorded load before each API measurement, so "
+                       "every worker has started up and met the query (default 2; 0: none)")
     run_p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="leads-api serve --workers (default: the CPU count)")
     run_p.add_argument("--connections", type=int, default=32,

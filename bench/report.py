@@ -130,7 +130,10 @@ def _facts(results: list[Result]) -> list[str]:
         f"{p['rows']:,} leads in 5 organizations (largest "
         f"{max(o['leads'] for o in first['organizations']):,}); `leads-api serve --workers "
         f"{p['workers']}`; wrk and pgbench with {p['connections']} connections, "
-        f"{p['duration_s']} s each; SQLite's SQL runs on one connection."
+        f"{p['duration_s']} s each"
+        + (f", each API run after {p['warmup_s']} s of unrecorded load (a warm-up)"
+           if p.get("warmup_s") else "")
+        + "; SQLite's SQL runs on one connection."
     )
     settings = {k: v for r in results for k, v in r["machine"].get("service_env", {}).items()}
     if settings:
