@@ -13,7 +13,13 @@ from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import ListQuery
 from leads_api.store.counts import count_leads
 from leads_api.store.schema import leads
-from leads_api.store.sql import columns_for, order_by, where_clause, with_search_hint
+from leads_api.store.sql import (
+    columns_for,
+    order_by,
+    sort_columns,
+    where_clause,
+    with_search_hint,
+)
 
 __all__ = ["Page", "count_leads", "get_lead", "iter_leads", "list_leads"]
 
@@ -69,12 +75,25 @@ def _searched_page(
     """A search must read every candidate row to recheck it, for the total as for the page:
     do it once. The matches are sorted as narrow (id, total) rows, with the total counted
     by a window over all of them, and only the page's rows are then read in full."""
-    candidates = sa.select(leads.c.id, sa.func.count().over().label("total")).where(
-        where_clause(query, org_id=org_id, dialect=conn.dialect.name)
-    )
+    where = where_clause(query, org_id=org_id, dialect=conn.dialect.name)
+    if conn.dialect.name == "postgresql":
+        # The matches first, as a set of their own: asked for them sorted, PostgreSQL's
+        # planner would walk the organization's index in that order, expecting the LIMIT to
+        # stop it early (the window count needs every match, so it never does: 360 ms for
+        # `smith` against 56 ms through the trigram index it then leaves unused).
+        matches = (
+            sa.select(*sort_columns(query)).where(where).cte("matches")
+            .prefix_with("MATERIALIZED")
+        )
+        candidates = sa.select(matches.c.id, sa.func.count().over().label("total"))
+        ordering = order_by(query, matches)
+    else:
+        candidates = with_search_hint(
+            sa.select(leads.c.id, sa.func.count().over().label("total")).where(where), query
+        )
+        ordering = order_by(query)
     page_ids = (
-        with_search_hint(candidates, query)
-        .order_by(*order_by(query))
+        candidates.order_by(*ordering)
         .limit(query.limit)
         .offset(query.offset)
         .subquery("page_ids")

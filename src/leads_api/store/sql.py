@@ -38,14 +38,21 @@ def where_clause(query: ListQuery, *, org_id: int, dialect: str) -> ColumnElemen
     return _all_of(clauses)
 
 
-def order_by(query: ListQuery) -> list[ColumnElement[object]]:
+def order_by(query: ListQuery, source: sa.FromClause = leads) -> list[ColumnElement[object]]:
+    """The query's order, over `leads` or over any `source` holding sort_columns(query)."""
     keys: list[ColumnElement[object]] = []
     for key in query.sort:
-        column = leads.c[sort_column(key.field)]
+        column = source.c[sort_column(key.field)]
         ordered = column.desc() if key.descending else column.asc()
         keys.append(ordered.nulls_last() if key.field.nullable else ordered)
-    keys.append(leads.c.id.desc() if query.ties_descending else leads.c.id.asc())
+    keys.append(source.c.id.desc() if query.ties_descending else source.c.id.asc())
     return keys
+
+
+def sort_columns(query: ListQuery) -> list[sa.Column[object]]:
+    """The `leads` columns order_by(query) reads, id first, each once."""
+    names = dict.fromkeys(["id", *(sort_column(key.field) for key in query.sort)])
+    return [leads.c[name] for name in names]
 
 
 def columns_for(fields: Sequence[Field]) -> list[sa.Column[object]]:
