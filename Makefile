@@ -30,8 +30,9 @@ unit: $(BIN)/.installed
 	$(BIN)/pytest
 
 # The "fast at a million leads" benchmark on both backends, then bench/RESULTS.md and its
-# chart. Needs wrk and pgbench (apt-get install -y wrk postgresql-client) and PostgreSQL at
-# 127.0.0.1:5432 (BENCH_PG_URL); it uses its own database, leads_bench. About 30 minutes.
+# chart. Needs wrk, pgbench and GNU time (apt-get install -y wrk postgresql-client time)
+# and PostgreSQL at 127.0.0.1:5432 (BENCH_PG_URL); it uses its own database, leads_bench.
+# About 40 minutes.
 BENCH_ROWS ?= 1000000
 bench: $(BIN)/.installed  ## load a million leads, measure the query mix, write bench/RESULTS.md
 	$(BIN)/pip install --quiet -e '.[test,bench]'
