@@ -9,9 +9,11 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from leads_api.lead import with_derived_columns
-from leads_api.store import Store
+from leads_api.query import parse_list_query, split_query_string
+from leads_api.store import Store, open_store
 from leads_api.store.rollups import bump_data_version
 from leads_api.store.schema import leads
+from leads_api.store.sql import order_by, where_clause, with_search_hint
 from leads_api.store.tenants import Organization
 
 PEOPLE = [
@@ -85,3 +87,25 @@ def test_search_never_crosses_organizations(
     add_leads({"name": "John Smith the Other"}, into=other)
     names = {d["name"] for d in client.get("/api/leads?search=smith").json()["data"]}
     assert "John Smith the Other" not in names
+
+
+def test_sqlite_searches_scan_the_search_index(sqlite_url: str) -> None:
+    """The INDEXED BY hint reaches SQLite (SQLAlchemy's own SQLite compiler drops table
+    hints; store/engine.py renders them) and SQLite plans the search on that index."""
+    store = open_store(sqlite_url)  # creates and migrates the file if no test has yet
+    query = parse_list_query(split_query_string("search=smith"))
+    statement = with_search_hint(
+        sa.select(leads.c.id)
+        .where(where_clause(query, org_id=1, dialect="sqlite"))
+        .order_by(*order_by(query)),
+        query,
+    )
+    try:
+        with store.read() as conn:
+            compiled = statement.compile(dialect=conn.dialect)
+            assert "FROM leads INDEXED BY ix_leads_search" in str(compiled)
+            params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), params).all()
+    finally:
+        store.dispose()
+    assert any("USING INDEX ix_leads_search" in str(step[-1]) for step in plan), plan

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Connection, Engine
 
 from leads_api.errors import ServiceUnavailable
@@ -75,6 +76,14 @@ def sqlite_busy_timeout_ms() -> int:
     return int(os.environ.get("LEADS_SQLITE_BUSY_TIMEOUT_MS") or SQLITE_BUSY_TIMEOUT_MS)
 
 
+class _SQLiteCompiler(SQLiteCompiler):
+    """SQLite's compiler, rendering table hints: `with_hint(leads, "INDEXED BY ...")`
+    becomes `FROM leads INDEXED BY ...` (SQLAlchemy's own SQLite compiler drops them)."""
+
+    def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
+        return text
+
+
 def _sqlite_engine(url: sa.URL) -> Engine:
     busy_ms = sqlite_busy_timeout_ms()
     # Up to one connection per request thread (Starlette's pool has 40): WAL readers run in
@@ -86,6 +95,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         max_overflow=40 - pool_size(),
         pool_timeout=busy_ms / 1000,
     )
+    engine.dialect.statement_compiler = _SQLiteCompiler
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
