@@ -99,14 +99,18 @@ def reset(target: Target) -> None:
         conn.execute("CREATE SCHEMA public")
 
 
-def org_ids(target: Target) -> dict[str, int]:
-    query = "SELECT name, id FROM organizations"
+def _rows(target: Target, query: str) -> list[tuple[Any, ...]]:
+    """The rows of `query` on the target database, on a connection of its own."""
     if target.is_sqlite:
         assert target.sqlite_path is not None
         with sqlite3.connect(target.sqlite_path) as conn:
-            return {name: int(i) for name, i in conn.execute(query)}
+            return conn.execute(query).fetchall()
     with psycopg.connect(target.pg_conninfo) as pg:
-        return {name: int(i) for name, i in pg.execute(query)}
+        return pg.execute(query).fetchall()
+
+
+def org_ids(target: Target) -> dict[str, int]:
+    return {name: int(i) for name, i in _rows(target, "SELECT name, id FROM organizations")}
 
 
 def lead_counts(target: Target) -> dict[str, int]:
@@ -115,26 +119,18 @@ def lead_counts(target: Target) -> dict[str, int]:
         "SELECT o.name, count(l.id) FROM organizations o LEFT JOIN leads l ON l.org_id = o.id "
         "GROUP BY o.name"
     )
-    if target.is_sqlite:
-        assert target.sqlite_path is not None
-        with sqlite3.connect(target.sqlite_path) as conn:
-            return {name: int(n) for name, n in conn.execute(query)}
-    with psycopg.connect(target.pg_conninfo) as pg:
-        return {name: int(n) for name, n in pg.execute(query)}
+    return {name: int(n) for name, n in _rows(target, query)}
 
 
 def lead_columns(target: Target) -> list[str]:
     """The `leads` table's columns, in table order, as the migrated database has them."""
     if target.is_sqlite:
-        assert target.sqlite_path is not None
-        with sqlite3.connect(target.sqlite_path) as conn:
-            return [row[1] for row in conn.execute("PRAGMA table_info(leads)")]
-    with psycopg.connect(target.pg_conninfo) as pg:
-        rows = pg.execute(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_schema = 'public' AND table_name = 'leads' ORDER BY ordinal_position"
-        ).fetchall()
-    return [r[0] for r in rows]
+        return [row[1] for row in _rows(target, "PRAGMA table_info(leads)")]
+    return [row[0] for row in _rows(
+        target,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND table_name = 'leads' ORDER BY ordinal_position",
+    )]
 
 
 def floor(
