@@ -503,18 +503,22 @@ def test_the_client_closes_its_connections(server: Server, api_key: str) -> None
         leads.check()
 
 
-def test_the_readme_example_runs(server: Server, api_key: str, tmp_path: Path) -> None:
-    """The client half of the README's "Syncing leads" section, as written there."""
+def test_the_readme_examples_run(server: Server, api_key: str, tmp_path: Path) -> None:
+    """The README's "With the Python client" blocks, as written there, in order."""
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    part = readme.split("### With the Python client", 1)[1]
-    code = part.split("```python", 1)[1].split("```", 1)[0]
-    code = code.replace('"http://127.0.0.1:8000"', repr(server.base_url))
-    code = code.replace('os.environ["LEADS_API_KEY"]', repr(api_key))
-    code = code.replace('"feed-token.txt"', repr(str(tmp_path / "feed-token.txt")))
+    part = re.split(r"\n##+ ", readme.split("\n### With the Python client\n", 1)[1])[0]
+    blocks = re.findall(r"```python\n(.*?)```", part, flags=re.DOTALL)
+    assert len(blocks) == 2
     with LeadsClient(server.base_url, api_key) as leads:
         ids = create_named(leads, ["Readme 1", "Readme 2"])
-    exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    for block in blocks:
+        code = (block.replace('"http://127.0.0.1:8000"', repr(server.base_url))
+                .replace('os.environ["LEADS_API_KEY"]', repr(api_key))
+                .replace('"feed-token.txt"', repr(str(tmp_path / "feed-token.txt"))))
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     saved = (tmp_path / "feed-token.txt").read_text()
     with LeadsClient(server.base_url, api_key) as leads:
-        assert list(leads.iter_changes(since=saved)) == []
-        assert {lead["id"] for lead in leads.iter_leads()} == set(ids)
+        assert list(leads.iter_changes(since=saved)) == []  # the sync caught up
+        ada = [lead for lead in leads.iter_leads() if lead["name"] == "Ada Lovelace"]
+        assert [(lead["status"], lead["value"]) for lead in ada] == [("won", 5000)]
+        assert {lead["id"] for lead in leads.iter_leads()} == {*ids, ada[0]["id"]}
