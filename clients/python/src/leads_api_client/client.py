@@ -141,8 +141,8 @@ class LeadsClient:
         Each lead comes with the token to resume from once it is handled: the page's
         `since` for all but the page's last lead, and the page's `next` for the last. So
         a consumer that stores the token of the last lead it handled and later passes it
-        as `since` never skips a lead, and sees again at most the leads before it on its
-        page (fewer than `limit`). Call again later to follow new changes.
+        as `since` never skips a lead, and sees again at most that lead's page up to it
+        (fewer than `limit` leads). Call again later to follow new changes.
         """
         position = since
         while True:

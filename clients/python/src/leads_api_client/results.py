@@ -14,8 +14,8 @@ class Change(NamedTuple):
     """One lead of the change feed and the token to resume from once it is handled.
 
     Passing `token` as `since` continues the feed so that no lead after this one is
-    skipped; at most the leads before it on its page (fewer than the page's limit) come
-    again. It is None only on the first page of a feed started from the beginning, where
+    skipped; at most its page up to and including it (fewer than the page's limit)
+    comes again. It is None only on the first page of a feed started from the beginning, where
     resuming means starting over (`since=None`).
     """
 
