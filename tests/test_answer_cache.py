@@ -22,7 +22,7 @@ from leads_api.store import Store
 from leads_api.store.lead_writes import LeadChange, update_leads
 from leads_api.store.rollups import ROLLUP_COLUMNS
 from leads_api.store.tenants import Organization, data_version, list_keys, revoke_key
-from leads_api.store.writes import insert_leads, lead_writes
+from leads_api.store.unit_of_work import insert_leads, lead_writes
 from leads_api.transfer.formats import Record
 from leads_api.transfer.importer import import_records
 from test_rollups_consistency import random_object, random_patch

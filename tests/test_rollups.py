@@ -16,7 +16,7 @@ from leads_api.store.rollups import ROLLUPS, rebuild
 from leads_api.store.schema import leads
 from leads_api.store.sql import where_clause
 from leads_api.store.tenants import Organization
-from leads_api.store.writes import insert_leads
+from leads_api.store.unit_of_work import insert_leads
 
 NOW_MS = 1_795_000_000_000  # 2026-11-18
 

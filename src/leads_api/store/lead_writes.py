@@ -30,7 +30,7 @@ from leads_api.lead import now_ms
 from leads_api.lead_input import LeadChange
 from leads_api.store.rollups import ROLLUP_COLUMNS
 from leads_api.store.schema import idempotency_keys, leads, organizations
-from leads_api.store.writes import lead_writes
+from leads_api.store.unit_of_work import lead_writes
 
 DAY_MS = 86_400_000
 IDEMPOTENCY_WINDOW_MS = DAY_MS  # a key is remembered for 24 hours

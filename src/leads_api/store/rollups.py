@@ -3,7 +3,7 @@ the filters whose totals it answers.
 
 A rollup is a table of exact lead counts per organization and group; every write of leads
 moves it by the rows the write removed and added, in the write's own transaction (the unit
-of work in store/writes.py does that, for every writer). A rollup's group key is a sequence
+of work in store/unit_of_work.py does that, for every writer). A rollup's group key is a sequence
 of *dimensions*, each of which says where a lead row falls (its part of the key) and which
 query predicates it can answer on the rollup's table:
 

@@ -29,7 +29,7 @@ OrderedText = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql
 metadata = sa.MetaData()
 
 # Each lead's change position: the organization's data version taken by the write that last
-# created or changed it (store/writes.py). The change feed follows (change_seq, id).
+# created or changed it (store/unit_of_work.py). The change feed follows (change_seq, id).
 CHANGE_SEQ_COLUMN = "change_seq"
 
 organizations = sa.Table(

@@ -196,7 +196,7 @@ def authenticate(conn: Connection, secret: str) -> Caller | None:
 
 # --- the organization's data version ---------------------------------------------------------
 # One counter per organization, moved by every write of its leads, in the write's own
-# transaction (store/writes.py). It is both the answer cache's version (an answer computed
+# transaction (store/unit_of_work.py). It is both the answer cache's version (an answer computed
 # at version V is the answer while the version is V) and the change feed's sequence: each
 # lead written carries the version its write took (leads.change_seq).
 

@@ -1,5 +1,5 @@
 """Import's side of the store: which of some lead ids exist (the rewriting is the unit of
-work's, store/writes.py).
+work's, store/unit_of_work.py).
 
 Scoped to an organization like every lead function; ids are unique across organizations,
 so `find_leads` also says which ids another organization owns (without showing its lead).

@@ -21,8 +21,8 @@ from leads_api.errors import UsageError, ValidationError
 from leads_api.lead import now_ms
 from leads_api.store import Store
 from leads_api.store.tenants import Organization, require_organization
+from leads_api.store.unit_of_work import LeadWrites, lead_writes
 from leads_api.store.upserts import find_leads
-from leads_api.store.writes import LeadWrites, lead_writes
 from leads_api.transfer.checking import Checked, checked_chunks
 from leads_api.transfer.formats import Record
 from leads_api.transfer.progress import Tracker
