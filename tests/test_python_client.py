@@ -11,7 +11,9 @@ import doctest
 import importlib
 import importlib.metadata
 import itertools
+import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -381,6 +383,53 @@ def test_list_changes_pages_and_filters(leads: LeadsClient) -> None:
     assert (empty.leads, empty.next, empty.has_more) == ([], rest.next, False)
     won = list(leads.iter_changes(status="won", fields=["status"]))
     assert [change.lead for change in won] == [{"id": ids[0], "status": "won"}]
+
+
+def test_a_consumer_that_stops_and_resumes_misses_nothing_while_others_write(
+    server: Server, api_key: str, leads: LeadsClient
+) -> None:
+    """A sync that stops after a few leads at random, keeps the token of the last lead it
+    handled and resumes from it, while another client creates and PATCHes: once the
+    writes end and it catches up, it holds every lead at its latest version."""
+    ids = create_named(leads, [f"Sync {i:02d}" for i in range(30)])
+    chance = random.Random(9)
+    done = threading.Event()
+
+    def write() -> None:
+        pick = random.Random(7)
+        with LeadsClient(server.base_url, api_key) as writer:
+            try:
+                for n in range(80):
+                    if n % 4 == 0:
+                        ids.append(writer.create_lead(name=f"Sync new {n:02d}").id)
+                    else:
+                        writer.update_leads(id=pick.choice(ids), value=n,
+                                            status=pick.choice(["qualified", "won", "lost"]))
+            finally:
+                done.set()
+
+    held: dict[str, dict[str, Any]] = {}
+    token: str | None = None
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        while True:
+            finished = done.is_set()
+            stop_after = chance.randint(1, 12)
+            for handled, (lead, lead_token) in enumerate(
+                leads.iter_changes(since=token, limit=7), start=1
+            ):
+                held[lead["id"]] = lead
+                token = lead_token if lead_token is not None else token
+                if handled == stop_after and not finished:
+                    break
+            if finished:
+                break
+    finally:
+        writer.join(timeout=60)
+    current = {lead["id"]: lead for lead in leads.iter_leads()}
+    assert len(current) == 50
+    assert held == current
 
 
 def changed_ids_of(found: list[dict[str, Any]]) -> list[str]:
