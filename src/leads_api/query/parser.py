@@ -417,7 +417,7 @@ def _reject_nul(name: str, value: str) -> None:
     # the code the parameter's other bad values get (section 2's table).
     if "\x00" in name or "\x00" in value:
         shown = name.replace("\x00", "\\0")
-        error = ValidationError if name in SINGLE_PARAMETERS else InvalidFilter
+        error = ValidationError if name in (*SINGLE_PARAMETERS, CURSOR, SINCE) else InvalidFilter
         raise error(f"'{shown}' contains a NUL character", parameter=shown)
 
 
