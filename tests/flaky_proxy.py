@@ -48,6 +48,7 @@ class FlakyProxy:
         self.script = list(script)
         self.retry_after = retry_after
         self.seen: list[Seen] = []
+        self.answered: list[tuple[str, int]] = []  # (path, status) of each relayed answer
         self._lock = threading.Lock()
         self._http = httpx.Client(base_url=upstream, timeout=30.0)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -96,6 +97,8 @@ class FlakyProxy:
                     headers={k: v for k, v in self.headers.items()
                              if k.lower() not in _NOT_RELAYED},
                 )
+                with proxy._lock:
+                    proxy.answered.append((self.path, upstream.status_code))
                 if action == DROP_AFTER:
                     self.close_connection = True
                     return
@@ -107,7 +110,8 @@ class FlakyProxy:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
+                if status != 304:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 

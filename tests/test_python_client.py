@@ -432,6 +432,26 @@ def test_a_consumer_that_stops_and_resumes_misses_nothing_while_others_write(
     assert held == current
 
 
+def test_a_caught_up_poll_is_asked_again_conditionally(server: Server, api_key: str) -> None:
+    with flaky_proxy(server.base_url) as recorder, LeadsClient(recorder.base_url, api_key) as leads:
+        (lead_id,) = create_named(leads, ["Ada"])
+        token = list(leads.iter_changes())[-1].token
+        assert token is not None
+        recorder.answered.clear()
+        quiet = leads.list_changes(token)
+        again = leads.list_changes(token)
+        assert list(leads.iter_changes(since=token)) == []
+        assert [status for _path, status in recorder.answered] == [200, 304, 304]
+        assert (again.leads, again.next, again.has_more) == ([], quiet.next, False)
+        assert again.request_id is not None and again.request_id != quiet.request_id
+
+        leads.update_leads(id=lead_id, status="won")
+        recorder.answered.clear()
+        changed = leads.list_changes(token)
+        assert [(lead["id"], lead["status"]) for lead in changed.leads] == [(lead_id, "won")]
+        assert [status for path, status in recorder.answered if "changes" in path] == [200]
+
+
 def changed_ids_of(found: list[dict[str, Any]]) -> list[str]:
     return [lead["id"] for lead in found]
 

@@ -6,9 +6,11 @@ what the `RetryPolicy` allows and turns every non-2xx answer into a typed error.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from datetime import date
 from types import TracebackType
 from typing import Any, Self
@@ -34,6 +36,7 @@ from leads_api_client.retry import RETRYABLE_TRANSPORT_ERRORS, RetryPolicy, pars
 
 __version__ = "0.1.0"
 Params = list[tuple[str, str]]
+QUIET_POLLS_KEPT = 64  # empty change-feed answers remembered for conditional polls
 
 
 class LeadsClient:
@@ -72,6 +75,8 @@ class LeadsClient:
             timeout=timeout,
             transport=transport,
         )
+        self._quiet_polls: dict[tuple[tuple[str, str], ...], tuple[str, ChangesPage]] = {}
+        self._quiet_lock = threading.Lock()
 
     def __enter__(self) -> Self:
         return self
@@ -118,19 +123,45 @@ class LeadsClient:
     def list_changes(
         self, since: str | None = None, *, limit: int = 1000, **query: QueryValue
     ) -> ChangesPage:
-        """One page of `GET /api/leads/changes` after the position `since`."""
+        """One page of `GET /api/leads/changes` after the position `since`.
+
+        A poll that found nothing new is asked again conditionally (`If-None-Match` with
+        that answer's ETag): while the organization's leads have not changed the server
+        answers 304 without running the query, and this returns the same empty page.
+        """
         params = encode_query({"since": since, "limit": limit, **query})
-        response = self._send("GET", "/api/leads/changes", params=params)
+        asked = tuple(params)
+        with self._quiet_lock:
+            quiet = self._quiet_polls.get(asked)
+        headers = {"If-None-Match": quiet[0]} if quiet else None
+        response = self._send("GET", "/api/leads/changes", params=params, headers=headers)
+        if quiet and response.status_code == 304:
+            return replace(quiet[1], request_id=response.headers.get("X-Request-Id"))
         data, meta = _envelope(response)
         changes = meta.get("changes")
         if not isinstance(changes, dict) or not isinstance(changes.get("next"), str):
             raise _unexpected(response, "a change feed answer without meta.changes.next")
-        return ChangesPage(
+        page = ChangesPage(
             leads=data,
             next=changes["next"],
             has_more=bool(changes.get("hasMore")),
             request_id=meta.get("requestId"),
         )
+        self._remember_quiet_poll(asked, page, response.headers.get("ETag"))
+        return page
+
+    def _remember_quiet_poll(
+        self, asked: tuple[tuple[str, str], ...], page: ChangesPage, tag: str | None
+    ) -> None:
+        """Keep the ETag of an empty, caught-up answer (only those: they are what a poller
+        asks for again and again, and they cost nothing to keep)."""
+        with self._quiet_lock:
+            self._quiet_polls.pop(asked, None)
+            if tag is None or page.leads or page.has_more:
+                return
+            while len(self._quiet_polls) >= QUIET_POLLS_KEPT:
+                del self._quiet_polls[next(iter(self._quiet_polls))]
+            self._quiet_polls[asked] = (tag, page)
 
     def iter_changes(
         self, since: str | None = None, *, limit: int = 1000, **query: QueryValue
@@ -270,7 +301,9 @@ class LeadsClient:
                 continue
             except httpx.TransportError as error:
                 raise _no_answer(method, path, attempt, error) from error
-            if response.is_success:
+            if response.is_success or (
+                response.status_code == 304 and headers and "If-None-Match" in headers
+            ):
                 return response
             if response.status_code in self.retry.retry_statuses:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
