@@ -1,7 +1,8 @@
 """`LeadsClient`: the service's endpoints as Python methods, over one httpx connection pool.
 
 Each method sends one request (the iterators one per page) through `_send`, which retries
-what the `RetryPolicy` allows and turns every non-2xx answer into a typed error.
+what the `RetryPolicy` allows and turns every answer that is not a success into a typed
+error.
 """
 
 from __future__ import annotations
