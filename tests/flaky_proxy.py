@@ -3,7 +3,8 @@
 Each request takes the next action of its script (then `PASS` for ever): `UNAVAILABLE`
 answers 503 in the contract's envelope with `Retry-After` (what the service sends while its
 database is away, without taking a database away), `DROP` closes the connection without
-answering and without forwarding, `DROP_AFTER` forwards the request to the real server and
+answering and without forwarding, `BAD_GATEWAY` answers 502 with an HTML page (a load
+balancer's, not the API's envelope), `DROP_AFTER` forwards the request to the real server and
 then closes the connection without relaying its answer (the write happened, the client
 never heard), and `PASS` relays. Every request is recorded with the action it got.
 """
@@ -25,6 +26,7 @@ PASS = "pass"
 UNAVAILABLE = "unavailable"
 DROP = "drop"
 DROP_AFTER = "drop-after"
+BAD_GATEWAY = "bad-gateway"
 
 # Hop-by-hop headers, and the ones that describe a body this proxy re-frames.
 _NOT_RELAYED = {"connection", "keep-alive", "transfer-encoding", "content-length", "host",
@@ -89,6 +91,10 @@ class FlakyProxy:
                     return
                 if action == UNAVAILABLE:
                     self.answer(503, unavailable_body(), {"Retry-After": proxy.retry_after})
+                    return
+                if action == BAD_GATEWAY:
+                    self.answer(502, b"<html><body>502 Bad Gateway</body></html>",
+                                {"Content-Type": "text/html"})
                     return
                 upstream = proxy._http.request(
                     self.command,

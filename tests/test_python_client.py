@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flaky_proxy import DROP, DROP_AFTER, PASS, UNAVAILABLE, flaky_proxy
+from flaky_proxy import BAD_GATEWAY, DROP, DROP_AFTER, PASS, UNAVAILABLE, flaky_proxy
 from leads_api.store.tenants import Organization
 from leads_api_client import (
     BadRequestError,
@@ -516,6 +516,25 @@ def test_a_retry_after_beyond_the_limit_is_raised_at_once(server: Server, api_ke
         with pytest.raises(ServiceUnavailableError):
             once.stats()
         assert proxy.actions() == [UNAVAILABLE]
+
+
+def test_a_load_balancers_502_is_retried_and_then_a_server_error(
+    server: Server, api_key: str
+) -> None:
+    with flaky_proxy(server.base_url, [BAD_GATEWAY]) as proxy, \
+            LeadsClient(proxy.base_url, api_key, retry=FAST) as leads:
+        assert leads.list_leads().total == 0
+        assert proxy.actions() == [BAD_GATEWAY, PASS]
+    with flaky_proxy(server.base_url, [BAD_GATEWAY] * 3) as proxy, \
+            LeadsClient(proxy.base_url, api_key, retry=RetryPolicy(
+                max_attempts=2, backoff_base=0.01)) as leads:
+        with pytest.raises(ServerError) as caught:
+            leads.check()
+        assert proxy.actions() == [BAD_GATEWAY] * 2
+    assert type(caught.value) is ServerError  # no envelope: the class of its status family
+    assert (caught.value.status, caught.value.code, caught.value.request_id) == (
+        502, "HTTP_502", None)
+    assert "502 Bad Gateway" in caught.value.message
 
 
 def test_dropped_connections_are_retried(server: Server, api_key: str) -> None:
