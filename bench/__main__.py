@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bench import http, load, machine, report, sqlbase
+from bench import follow, http, load, machine, report, sqlbase
 from bench.generate import Dataset, dataset
 from bench.queries import QUERIES, BenchQuery
 
@@ -160,6 +160,28 @@ def _measure(args: argparse.Namespace, target: load.Target, data: Dataset, cli: 
     return results
 
 
+def _follow(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str,
+            env: dict[str, str], keys: dict[str, str]) -> dict[str, Any]:
+    """The change feed, a deep cursor and 304 polls against the largest organization."""
+    key = keys[data.largest.name]
+    log = args.workdir / f"serve-{target.backend}-follow.log"
+    pg = None if target.is_sqlite else target.pg_conninfo
+    with http.serving(cli, env, args.workers, log) as server:
+        http.settle(server, pg)
+        walk = follow.feed_walk(server.base, key, data.largest.leads)
+        say(f"feed walk: {walk['leads']:,} leads in {walk['seconds']} s "
+            f"({walk['leads_per_s']:,} leads/s)")
+        polls = follow.conditional_polls(server.base, key, args.duration, args.connections)
+        say("polls: " + ", ".join(f"{name} {p['cached_200']['req_s']} -> "
+                                  f"{p['not_modified_304']['req_s']} req/s (304)"
+                                  for name, p in polls.items()))
+    deep = follow.deep_cursor(cli, env, args.workers, log, key, data.largest.leads,
+                              args.duration, args.connections)
+    say(f"deep cursor: page 1 p50 {deep['page_1']['p50_ms']} ms, page {deep['deep_page']:,} "
+        f"by cursor {deep['deep']['p50_ms']} ms")
+    return {"feed_walk": walk, "conditional": polls, "deep_cursor": deep}
+
+
 def _flat_growth(queries: list[dict[str, Any]]) -> dict[str, Any] | None:
     by_name = {q["name"]: q for q in queries if "api" in q}
     if "Q1" not in by_name or "Q1-small" not in by_name:
@@ -214,6 +236,8 @@ def run(args: argparse.Namespace) -> int:
         result["load"] = _load(args, target, data, cli, env)
         keys = {o.name: load.new_key(cli, env, o.name) for o in (data.largest, data.smallest)}
     result["queries"] = _measure(args, target, data, cli, env, keys)
+    if not args.skip_follow:
+        result["follow"] = _follow(args, target, data, cli, env, keys)
     result["flat_growth"] = _flat_growth(result["queries"])
     result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
@@ -254,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--skip-load", action="store_true",
                        help="measure the database as the last run left it")
     run_p.add_argument("--only", type=lambda s: s.split(","), help="queries to run: Q1,Q6")
+    run_p.add_argument("--skip-follow", action="store_true",
+                       help="leave out the change feed, deep cursor and 304 measurements")
     report_p = commands.add_parser("report", help="results JSON -> RESULTS.md and PNG charts")
     report_p.add_argument("--results", type=Path, default=report.RESULTS_DIR)
     report_p.add_argument("--markdown", type=Path, default=report.RESULTS_MD)
