@@ -79,8 +79,15 @@ class _TextFormatter(logging.Formatter):
                 f"{f['status']} {f['durationMs']}ms org={'-' if org is None else org}")
 
 
-def access_logger(fmt: str | None = None, stream: Any = None) -> logging.Logger:
-    """The access logger, writing one line per record to `stream` (default stderr)."""
+def access_logger() -> logging.Logger:
+    """The access logger, set up on first use from LEADS_LOG_FORMAT, to stderr."""
+    logger = logging.getLogger(LOGGER_NAME)
+    return logger if logger.handlers else configure_access_log()
+
+
+def configure_access_log(fmt: str | None = None, stream: Any = None) -> logging.Logger:
+    """(Re)direct the access log: one line per record, `fmt` (default LEADS_LOG_FORMAT),
+    to `stream` (default stderr)."""
     logger = logging.getLogger(LOGGER_NAME)
     logger.setLevel(logging.INFO)
     logger.propagate = False  # its own format; not uvicorn's nor the root's
