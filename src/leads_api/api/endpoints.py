@@ -54,8 +54,8 @@ class Answer:
     """A successful answer: its description, body schema and any headers it carries."""
 
     description: str
-    schema: Schema | None = None  # JSON body; None = described by media_type alone
-    media_type: str = "application/json"
+    schema: Schema | None = None  # JSON body; None = described by its media types alone
+    media_types: tuple[str, ...] = ("application/json",)
     headers: dict[str, str] = field(default_factory=dict)  # name -> description
 
 
@@ -205,7 +205,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         summary="A readable reference of this document (served offline)",
         tag=_SERVICE,
         authenticated=False,
-        answers={200: Answer("An HTML page", media_type="text/html")},
+        answers={200: Answer("An HTML page", media_types=("text/html",))},
     ),
     Endpoint(
         "GET", "/docs/assets/{name}", docs_asset_endpoint,
@@ -214,7 +214,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         authenticated=False,
         parameters=({"name": "name", "in": "path", "required": True,
                      "schema": {"type": "string", "enum": sorted(ASSETS)}},),
-        answers={200: Answer("The file", media_type="application/octet-stream")},
+        answers={200: Answer("The file", media_types=tuple(sorted(set(ASSETS.values()))))},
         errors=(NotFound,),
     ),
     Endpoint(
@@ -224,7 +224,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         description="With `LEADS_METRICS_TOKEN` set, send it as `Authorization: Bearer "
         "<token>`; otherwise 401. While metrics are off: 404.",
         authenticated=False,
-        answers={200: Answer("Metrics in Prometheus text format", media_type="text/plain")},
+        answers={200: Answer("Metrics in Prometheus text format", media_types=("text/plain",))},
         errors=(NotFound, Unauthorized),
     ),
 )

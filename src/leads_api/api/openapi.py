@@ -104,10 +104,8 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status, answer in endpoint.answers.items():
         response: dict[str, Any] = {"description": answer.description}
-        if answer.schema is not None:
-            response["content"] = {answer.media_type: {"schema": answer.schema}}
-        else:
-            response["content"] = {answer.media_type: {"schema": {"type": "string"}}}
+        body = answer.schema if answer.schema is not None else {"type": "string"}
+        response["content"] = {media_type: {"schema": body} for media_type in answer.media_types}
         headers = {name: {"description": words, "schema": {"type": "string"}}
                    for name, words in answer.headers.items()}
         if endpoint.authenticated and status < 300 and endpoint.path != "/api/check":
