@@ -57,8 +57,15 @@ def ensure_sqlite_schema(engine: Engine) -> None:
         migrate(engine)
         return
     path = Path(database).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(path) + ".migrate-lock", "w") as lock:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(str(path) + ".migrate-lock", "w")  # noqa: SIM115 (closed below)
+    except OSError as error:
+        raise UsageError(
+            f"Cannot create the SQLite database {path}: {error.strerror} "
+            "(check LEADS_DATABASE_URL)"
+        ) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         migrate(engine)
 
