@@ -61,13 +61,8 @@ def _bad_urls(database_url: str, tmp_path: Path) -> dict[str, tuple[str, str]]:
     }
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
-def test_database_trouble_is_one_line_and_exit_1(
-    database_url: str, tmp_path: Path, command: tuple[str, ...]
-) -> None:
-    cases = {**_bad_urls(database_url, tmp_path),
-             "not a URL": ("::nonsense::", "is not a URL"),
-             "another database": ("mysql://u@h/db", "unsupported database")}
+def _assert_one_line(cases: dict[str, tuple[str, str]], command: tuple[str, ...],
+                     tmp_path: Path) -> None:
     for what, (url, expected) in cases.items():
         code, output = run(command, url, tmp_path)
         assert code == 1, (what, output)
@@ -75,6 +70,22 @@ def test_database_trouble_is_one_line_and_exit_1(
         assert len(lines) == 1 and lines[0].startswith("Error: "), (what, output)
         assert expected in lines[0], (what, output)
         assert "Traceback" not in output and ":pw@" not in output
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_database_trouble_is_one_line_and_exit_1(
+    database_url: str, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    _assert_one_line(_bad_urls(database_url, tmp_path), command, tmp_path)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_a_bad_database_url_is_one_line_and_exit_1(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    _assert_one_line({"not a URL": ("::nonsense::", "is not a URL"),
+                      "another database": ("mysql://u@h/db", "unsupported database")},
+                     command, tmp_path)
 
 
 # --- busy ports ------------------------------------------------------------------------
