@@ -161,8 +161,9 @@ def test_the_log_can_be_turned_off(store: Store, monkeypatch: pytest.MonkeyPatch
                                    log_lines: Callable[[], list[str]]) -> None:
     monkeypatch.setenv("LEADS_ACCESS_LOG", "0")
     with TestClient(create_app(store)) as client:
-        client.get("/healthz")
+        response = client.get("/healthz")
     assert log_lines() == []
+    assert response.headers["X-Request-Id"].startswith("req_")  # ids do not need the log
 
 
 # --- metrics --------------------------------------------------------------------------------

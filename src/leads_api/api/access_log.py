@@ -4,7 +4,7 @@ Each line has the request id (the `X-Request-Id` the client got, so a client's r
 be found), method, path, status, duration and the caller's organization id. It never holds
 the query string (a filter value may be an email, and a careless client may put its key
 there), a header, a body or a key. `LEADS_LOG_FORMAT` chooses `json` (default) or `text`;
-`LEADS_ACCESS_LOG=0` turns it off.
+`LEADS_ACCESS_LOG=0` turns the lines off (requests still get their ids).
 
 A pure ASGI middleware, outermost but for Starlette's error middleware: it sees every
 answer, CORS preflights and 404s included, and an unexpected exception as a 500.
@@ -101,9 +101,17 @@ def configure_access_log(fmt: str | None = None, stream: Any = None) -> logging.
 
 
 class AccessLog:
-    def __init__(self, app: ASGIApp, logger: logging.Logger | None = None) -> None:
+    """Gives every request its id (kept for the envelope, and sent as X-Request-Id on every
+    answer) and, unless `write` is false (LEADS_ACCESS_LOG=0), logs its line."""
+
+    def __init__(
+        self, app: ASGIApp, logger: logging.Logger | None = None, *, write: bool = True
+    ) -> None:
         self.app = app
-        self.logger = logger if logger is not None else access_logger()
+        self.write = write
+        if logger is None:
+            logger = access_logger() if write else logging.getLogger(LOGGER_NAME)
+        self.logger = logger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,14 +138,15 @@ class AccessLog:
             await self.app(scope, receive, send_with_id)
         finally:
             _current.reset(token)
-            self.logger.info("request", extra={"access": {
-                "requestId": rid,
-                "method": scope.get("method", ""),
-                "path": logged_path(scope),
-                "status": status,
-                "durationMs": round((time.perf_counter() - started) * 1000, 2),
-                "orgId": record.org_id,
-            }})
+            if self.write:
+                self.logger.info("request", extra={"access": {
+                    "requestId": rid,
+                    "method": scope.get("method", ""),
+                    "path": logged_path(scope),
+                    "status": status,
+                    "durationMs": round((time.perf_counter() - started) * 1000, 2),
+                    "orgId": record.org_id,
+                }})
 
 
 def logged_path(scope: Scope) -> str:

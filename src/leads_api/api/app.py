@@ -28,7 +28,7 @@ def create_app(store: Store | None = None, answer_cache: AnswerCache | None = No
     """The app over `store` (default: the store LEADS_DATABASE_URL names), with
     `answer_cache` (default: LEADS_ANSWER_CACHE_MB's size, see answer_cache.py)."""
     middleware = [
-        *([Middleware(AccessLog)] if access_log_enabled() else []),
+        Middleware(AccessLog, write=access_log_enabled()),
         *([Middleware(RequestMetrics)] if metrics_enabled() else []),
         *cors_middleware(),
     ]
