@@ -33,7 +33,9 @@ A key in the query string is not accepted.
 **Envelope.** Every answer is `{"success", "data", "meta": {"pagination"?, "requestId",
 "timestamp"}}` with an `X-Request-Id` header equal to `meta.requestId`; errors are
 `{"success": false, "error": {"code", "message", "details"}, "meta"}`, and the message names
-the parameter or field at fault. Timestamps are UTC with milliseconds.
+the parameter or field at fault. Timestamps are UTC with milliseconds. On any path, an
+unknown route is 404 `NOT_FOUND` and another method than those listed is 405
+`METHOD_NOT_ALLOWED` with an `Allow` header; routes are exact (`/api/leads/` is a 404).
 """
 
 # Errors any endpoint may answer, beyond the ones it declares.
