@@ -11,8 +11,9 @@ $(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]' -e clients/python
 	touch $@
 
-demo: $(BIN)/.installed  ## seed ./leads.db with realistic leads, print a key and a curl, serve
-	$(BIN)/leads-api demo
+PORT ?= 8000
+demo: $(BIN)/.installed  ## seed ./leads.db with realistic leads, print a key and a curl, serve on PORT
+	$(BIN)/leads-api demo --port $(PORT)
 
 serve: $(BIN)/.installed
 	$(BIN)/leads-api serve

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from leads_api.api.envelope import failure
+from leads_api.api.metrics import count_database_error
 from leads_api.errors import (
     ApiError,
     InternalError,
@@ -43,6 +44,7 @@ async def on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     if isinstance(exc, ServiceUnavailable):
         log.warning("database unavailable: %r", exc.__cause__)
+        count_database_error(exc)
     return error_response(request, exc)
 
 
@@ -72,5 +74,6 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
+    count_database_error(exc)
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, InternalError("An unexpected error occurred"))

@@ -17,7 +17,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Connection, Engine
 
-from leads_api.errors import ServiceUnavailable
+from leads_api.errors import ServiceUnavailable, UsageError
 
 DEFAULT_DATABASE_URL = "sqlite:///./leads.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -36,12 +36,44 @@ def normalise_url(url: str) -> sa.URL:
     """Accept `postgresql://` and `postgres://` and pick the psycopg 3 driver for them."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
-    parsed = sa.make_url(url)
+    try:
+        parsed = sa.make_url(url)
+    except exc.ArgumentError:
+        raise UsageError(f"LEADS_DATABASE_URL is not a URL: {_BAD_URL_HINT}") from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ValueError(f"Unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+        raise UsageError(
+            f"LEADS_DATABASE_URL names an unsupported database "
+            f"({parsed.get_backend_name()!r}): {_BAD_URL_HINT}"
+        )
     return parsed
+
+
+_BAD_URL_HINT = "use sqlite:///path/to/file.db or postgresql://user@host:5432/db"
+
+
+def describe_database_error(error: BaseException, url: str) -> str:
+    """One line for a person: what went wrong reaching the database at `url` (shown
+    without its password), and what to do about it. Never a traceback."""
+    cause = error.__cause__ if isinstance(error, ServiceUnavailable) else error
+    raw = str(getattr(cause, "orig", None) or cause)
+    reason = " ".join(raw.splitlines()[0].replace("connection failed: ", "").split())
+    try:
+        normalise_url(url)
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+    except (UsageError, exc.ArgumentError):
+        shown = "LEADS_DATABASE_URL"
+    lowered = reason.lower()
+    if "database" in lowered and "does not exist" in lowered:
+        hint = "create it (createdb) or fix LEADS_DATABASE_URL"
+    elif "password" in lowered or "role" in lowered or "authentication" in lowered:
+        hint = "check the user and password in LEADS_DATABASE_URL"
+    elif "unable to open" in lowered:
+        hint = "does the SQLite file's folder exist, and may this user write there?"
+    else:
+        hint = "is the database server running and reachable? (LEADS_DATABASE_URL)"
+    return f"Cannot use the database at {shown}: {reason}; {hint}"
 
 
 def create_engine(url: str) -> Engine:
