@@ -6,13 +6,15 @@ from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from leads_api.api.answer_cache import AnswerCache
 from leads_api.api.check import check_endpoint
-from leads_api.api.errors import on_api_error, on_http_exception, on_unexpected
+from leads_api.api.errors import on_api_error, on_http_exception
+from leads_api.api.guard import Guard
 from leads_api.api.read import list_leads_endpoint, one_lead_endpoint
 from leads_api.api.stats import stats_endpoint
 from leads_api.api.write import create_lead_endpoint, update_leads_endpoint
@@ -40,8 +42,9 @@ def create_app(store: Store | None = None, answer_cache: AnswerCache | None = No
         exception_handlers={
             ApiError: on_api_error,
             HTTPException: on_http_exception,
-            Exception: on_unexpected,
         },
+        # Unexpected exceptions and vanished clients: one log line each (see guard.py).
+        middleware=[Middleware(Guard)],
     )
     # `/api/leads/` is not a route: answer 404 in the envelope rather than Starlette's bare
     # redirect, which a client POSTing a lead would not follow.
