@@ -1,5 +1,6 @@
 """`python -m bench run ...` measures one backend; `python -m bench report` renders results;
-`python -m bench soak ...` runs the mixed read/write soak on one backend.
+`python -m bench soak ...` runs the mixed read/write soak on one backend; `python -m bench
+protocol` measures what the HTTP limits cost.
 
     python -m bench run --backend sqlite --rows 1000000 --out bench/results/sqlite.json
     python -m bench run --backend postgres --quick --out /tmp/pg-quick.json
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bench import http, load, machine, report, soak, sqlbase
+from bench import http, load, machine, protocol, report, soak, sqlbase
 from bench.generate import Dataset, dataset
 from bench.queries import QUERIES, BenchQuery
 
@@ -323,7 +324,22 @@ def main(argv: list[str] | None = None) -> int:
     soak_p.add_argument("--pg-url", default=os.environ.get("BENCH_SOAK_PG_URL", SOAK_PG_URL))
     soak_p.add_argument("--skip-load", action="store_true",
                         help="soak the database as the last soak left it")
+    protocol_p = commands.add_parser("protocol", help="what the HTTP limits cost (uvicorn)")
+    protocol_p.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
+    protocol_p.add_argument("--rounds", type=int, default=2, help="rounds of both (2)")
+    protocol_p.add_argument("--workdir", type=Path, default=Path("/tmp/leads-bench-protocol"))
+    protocol_p.add_argument("--out", type=Path,
+                            default=Path("bench/results/protocol/protocol.json"))
     args = parser.parse_args(argv)
+    if args.command == "protocol":
+        measured = protocol.measure(args.workdir, duration=args.duration, rounds=args.rounds,
+                                    say=say)
+        measured["code"] = machine.code()
+        measured["machine"] = machine.facts(None)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(measured, indent=2) + "\n")
+        say(f"wrote {args.out}: {measured['summary']}")
+        return 0
     if args.command == "soak":
         args.out = args.out or Path("bench/results/soak") / f"{args.backend}.json"
         return run_soak(args)

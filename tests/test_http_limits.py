@@ -20,6 +20,7 @@ import httpx
 import orjson
 import pytest
 
+from leads_api.server.limits import described
 from server import Server, running_server
 
 pytestmark = pytest.mark.server
@@ -326,3 +327,9 @@ def test_a_client_that_hangs_up_is_one_info_line(server: Server, api_key: str) -
     assert len(new) == 10, new
     assert all(line.startswith("INFO:") and "POST /api/stats" in line for line in new), new
     assert "Traceback" not in server.log()
+
+
+def test_the_readme_documents_every_limit() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name, _default, _meaning in described():
+        assert f"`{name}`" in readme or f"`{name}`," in readme, name
