@@ -20,7 +20,8 @@ import httpx
 import orjson
 import pytest
 
-from leads_api.server.limits import described
+from leads_api.errors import UsageError
+from leads_api.server.limits import HttpLimits, described
 from server import Server, running_server
 
 pytestmark = pytest.mark.server
@@ -333,3 +334,16 @@ def test_the_readme_documents_every_limit() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for name, _default, _meaning in described():
         assert f"`{name}`" in readme or f"`{name}`," in readme, name
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5x"])
+def test_a_bad_limit_is_a_usage_error_naming_it(value: str) -> None:
+    with pytest.raises(UsageError, match="LEADS_HTTP_MAX_HEADERS"):
+        HttpLimits.from_env({"LEADS_HTTP_MAX_HEADERS": value})
+
+
+def test_limits_are_read_from_the_environment() -> None:
+    env = {"LEADS_HTTP_BODY_TIMEOUT_S": "2.5", "LEADS_HTTP_MAX_HEADERS": "7"}
+    limits = HttpLimits.from_env(env)
+    assert (limits.body_timeout_s, limits.max_headers) == (2.5, 7)
+    assert HttpLimits.from_env({}) == HttpLimits()

@@ -45,7 +45,7 @@ class Guard:
             metrics.disconnected()
             request = Request(scope)
             log.info(
-                "client went away before its request was read: %s %s (%s)",
+                "request not read to its end (the client left or was too slow): %s %s (%s)",
                 request.method, request.url.path, request_id(request),
             )
         except Exception as exc:
