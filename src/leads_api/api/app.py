@@ -17,7 +17,8 @@ from leads_api.api.access_log import AccessLog, access_log_enabled
 from leads_api.api.answer_cache import AnswerCache
 from leads_api.api.cors import cors_middleware
 from leads_api.api.endpoints import ENDPOINTS
-from leads_api.api.errors import on_api_error, on_http_exception, on_unexpected
+from leads_api.api.errors import on_api_error, on_http_exception
+from leads_api.api.guard import Guard
 from leads_api.api.metrics import RequestMetrics, metrics_enabled
 from leads_api.api.openapi import document
 from leads_api.errors import ApiError
@@ -27,10 +28,14 @@ from leads_api.store import Store, open_store
 def create_app(store: Store | None = None, answer_cache: AnswerCache | None = None) -> Starlette:
     """The app over `store` (default: the store LEADS_DATABASE_URL names), with
     `answer_cache` (default: LEADS_ANSWER_CACHE_MB's size, see answer_cache.py)."""
+    # Outermost first. The access log sees every answer, the Guard's 500s included; CORS
+    # wraps those too, so a browser can read them; the Guard (guard.py) turns unexpected
+    # exceptions and vanished clients into one log line each.
     middleware = [
         Middleware(AccessLog, write=access_log_enabled()),
         *([Middleware(RequestMetrics)] if metrics_enabled() else []),
         *cors_middleware(),
+        Middleware(Guard),
     ]
     app = Starlette(
         routes=routes(),
@@ -38,7 +43,6 @@ def create_app(store: Store | None = None, answer_cache: AnswerCache | None = No
         exception_handlers={
             ApiError: on_api_error,
             HTTPException: on_http_exception,
-            Exception: on_unexpected,
         },
     )
     # `/api/leads/` is not a route: answer 404 in the envelope rather than Starlette's bare

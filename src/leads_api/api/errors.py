@@ -30,6 +30,10 @@ def error_response(request: Request, error: ApiError) -> Response:
         headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, MethodNotAllowed) and "allow" in error.details:
         headers["Allow"] = ", ".join(error.details["allow"])
+    if isinstance(error, PayloadTooLarge):
+        # The body is left unread: close the connection after the answer (the server reads
+        # and discards the rest for a moment first, so the client sees this answer).
+        headers["Connection"] = "close"
     return failure(
         request,
         status=error.status,
@@ -70,10 +74,4 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 413:
         return error_response(request, PayloadTooLarge("The request body is over 1 MiB"))
     log.error("unexpected HTTP exception %s on %s", exc.status_code, path)
-    return error_response(request, InternalError("An unexpected error occurred"))
-
-
-async def on_unexpected(request: Request, exc: Exception) -> Response:
-    count_database_error(exc)
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, InternalError("An unexpected error occurred"))

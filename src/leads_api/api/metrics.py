@@ -66,7 +66,7 @@ def metrics_enabled() -> bool:
 
 
 def count_database_error(error: BaseException) -> None:
-    """Called by the error mapper for every 503 and unexpected 500 (cheap when off)."""
+    """Called for every 503 (the error mapper) and unexpected 500 (the Guard); cheap when off."""
     if isinstance(error, ServiceUnavailable):
         DATABASE_ERRORS.labels("unavailable").inc()
     elif type(error).__module__.startswith("sqlalchemy"):

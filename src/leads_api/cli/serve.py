@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shlex
 import socket
@@ -18,6 +19,7 @@ from leads_api.errors import UsageError
 from leads_api.lead import now_ms
 from leads_api.query.model import ListQuery
 from leads_api.sample import LeadSampler
+from leads_api.server.limits import HttpLimits
 from leads_api.store import Store, open_store
 from leads_api.store.reads import count_leads
 from leads_api.store.tenants import (
@@ -70,18 +72,33 @@ def require_free_port(host: str, port: int) -> None:
 
 
 def run_server(host: str, port: int, workers: int) -> None:
+    log_level = os.environ.get("LEADS_LOG_LEVEL", "info")
+    limits = HttpLimits.from_env()  # a bad LEADS_HTTP_* is reported here, once
     config: dict[str, Any] = {
         "app": "leads_api.api.app:app_from_env",
         "factory": True,
         "access_log": False,
         "loop": "uvloop",
-        "http": "httptools",
-        "log_level": os.environ.get("LEADS_LOG_LEVEL", "info"),
+        # httptools with limits, timeouts and a lingering close (server/protocol.py)
+        "http": "leads_api.server.protocol:LimitedHttpProtocol",
+        "ws": "none",
+        "timeout_keep_alive": limits.keepalive_s,
+        "log_level": log_level,
+        "log_config": log_config(log_level),
     }
     if workers > 1 and can_share_port():
         run_workers(config, host, port, workers)  # one socket per worker: even spread
     else:
         uvicorn.run(**config, host=host, port=port, workers=workers)
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging setup, plus the service's own logger on the same stderr handler."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["loggers"]["leads_api"] = {
+        "handlers": ["default"], "level": level.upper(), "propagate": False,
+    }
+    return config
 
 
 def demo(

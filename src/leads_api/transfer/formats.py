@@ -20,6 +20,7 @@ import orjson
 
 from leads_api.errors import UsageError
 from leads_api.fields import FIELD_NAMES
+from leads_api.json_shape import MAX_LINE_BYTES
 from leads_api.transfer.rows import unknown_field
 
 JSONL = "jsonl"
@@ -103,6 +104,9 @@ def _jsonl_records(lines: IO[bytes]) -> Iterator[Record]:
     for number, raw in enumerate(lines, 1):
         text = raw[len(_BOM):] if number == 1 and raw.startswith(_BOM) else raw
         if not text.strip():
+            continue
+        if len(text) > MAX_LINE_BYTES:  # as large as a request body may be, and no larger
+            yield Record(number, error=f"the line is over 1 MiB ({MAX_LINE_BYTES} bytes)")
             continue
         yield Record(number, raw=text)
 
