@@ -100,6 +100,15 @@ def configure_access_log(fmt: str | None = None, stream: Any = None) -> logging.
     return logger
 
 
+CLIENT_LEFT = 499  # nginx's "client closed request": the client left before any answer
+_WRITES = "access_log_writes"
+
+
+def access_log_writes(scope: Scope) -> bool:
+    """Whether this request's access line will be written (the Guard then adds none)."""
+    return bool(scope.get("state", {}).get(_WRITES))
+
+
 class AccessLog:
     """Gives every request its id (kept for the envelope, and sent as X-Request-Id on every
     answer) and, unless `write` is false (LEADS_ACCESS_LOG=0), logs its line."""
@@ -122,7 +131,9 @@ class AccessLog:
         token = _current.set(record)
         # The id every answer carries: the envelope takes it from the request's state.
         rid = "req_" + secrets.token_hex(6)
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        state[_WRITES] = self.write
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -138,6 +149,8 @@ class AccessLog:
             await self.app(scope, receive, send_with_id)
         finally:
             _current.reset(token)
+            if state.get("client_left") and status == 500:
+                status = CLIENT_LEFT  # no answer was sent: the client hung up first
             if self.write:
                 self.logger.info("request", extra={"access": {
                     "requestId": rid,

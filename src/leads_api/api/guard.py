@@ -2,6 +2,7 @@
 
 - A client that hung up before its body was read (or whose body the server stopped
   waiting for) is one INFO line and a count, never a traceback: nobody is left to answer.
+  That line is the access log's (status 499), or this module's when the access log is off.
 - Any other exception is a bug: one ERROR line with the request id and the traceback, and
   the 500 envelope, which carries the same request id.
 
@@ -16,6 +17,7 @@ import logging
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from leads_api.api.access_log import access_log_writes
 from leads_api.api.envelope import request_id
 from leads_api.api.errors import error_response
 from leads_api.api.metrics import count_database_error
@@ -43,12 +45,16 @@ class Guard:
         try:
             await self.app(scope, receive, send_tracked)
         except ClientDisconnect:
+            # Nobody is left to answer. The access log's line for this request is its one
+            # line (status 499, as nginx says "client closed request"); no second one here.
             metrics.disconnected()
-            request = Request(scope)
-            log.info(
-                "request not read to its end (the client left or was too slow): %s %s (%s)",
-                request.method, request.url.path, request_id(request),
-            )
+            scope.setdefault("state", {})["client_left"] = True
+            if not access_log_writes(scope):
+                request = Request(scope)
+                log.info(
+                    "request not read to its end (the client left or was too slow): %s %s (%s)",
+                    request.method, request.url.path, request_id(request),
+                )
         except Exception as exc:
             count_database_error(exc)
             request = Request(scope)

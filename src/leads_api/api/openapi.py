@@ -14,7 +14,15 @@ from typing import Any
 from leads_api.api import schemas as s
 from leads_api.api.endpoints import ENDPOINTS, Endpoint
 from leads_api.api.envelope import REQUEST_ID_HEADER
-from leads_api.errors import ApiError, InternalError, ServiceUnavailable, Unauthorized
+from leads_api.errors import (
+    ApiError,
+    HeadersTooLarge,
+    InternalError,
+    RequestTimeout,
+    ServiceUnavailable,
+    Unauthorized,
+    UriTooLong,
+)
 from leads_api.fields import SOURCES, STATUSES
 
 OPENAPI_VERSION = "3.1.0"
@@ -38,13 +46,19 @@ unknown route is 404 `NOT_FOUND` and another method than those listed is 405
 `METHOD_NOT_ALLOWED` with an `Allow` header; routes are exact (`/api/leads/` is a 404).
 """
 
-# Errors any endpoint may answer, beyond the ones it declares.
-_EVERY_ENDPOINT: tuple[type[ApiError], ...] = (InternalError, ServiceUnavailable)
+# Errors any endpoint may answer, beyond the ones it declares: the HTTP server's own
+# refusals (server/protocol.py: slow, oversized or malformed requests) among them.
+_EVERY_ENDPOINT: tuple[type[ApiError], ...] = (
+    RequestTimeout, UriTooLong, HeadersTooLarge, InternalError, ServiceUnavailable
+)
 _STATUS_WORDS = {400: "Bad request", 401: "Missing, unknown or revoked API key",
                  403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-                 409: "Conflict", 413: "Body over 1 MiB", 415: "Body is not JSON",
+                 408: "The request was not received in time (the server's limits)",
+                 409: "Conflict", 413: "Body over 1 MiB", 414: "Request line too long",
+                 415: "Body is not JSON", 431: "Headers too many or too large",
                  500: "Unexpected error (never shows SQL, paths or a traceback)",
-                 503: "The database cannot be reached right now; retry after Retry-After"}
+                 503: "The database cannot be reached, or the worker has too many "
+                 "connections, right now; retry after Retry-After"}
 
 
 def _version() -> str:
