@@ -170,6 +170,7 @@ def _floor_rows(org: OrgData, org_id: int, columns: list[str]) -> list[tuple[Any
     def to_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
         full = with_derived_columns(row)
         full["org_id"] = org_id
+        full["change_seq"] = 1  # the position an organization's first import stamps
         return tuple(full.get(c) for c in columns)
 
     return org_rows(org, to_tuple)
