@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from leads_api.cli import admin, serve, transfer
+from leads_api.cli import admin, serve, transfer, webhooks
 from leads_api.errors import UsageError
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 serve.register(app)
 admin.register(app)
 transfer.register(app)
+webhooks.register(app)
 
 
 def main() -> None:

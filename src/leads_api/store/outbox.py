@@ -1,0 +1,151 @@
+"""The transactional outbox: each change of leads writes its webhook messages in its own
+transaction, so an acknowledged write always has its events and a rolled-back one none.
+
+`record_events` is the unit of work's write listener (registered by `store/__init__.py`).
+For an organization without enabled subscriptions it costs one indexed query. Otherwise
+each changed lead's object is stored once (`webhook_events`, as GET returns it after the
+change) and fanned out to the subscriptions' messages (`webhook_outbox`) with one
+INSERT ... SELECT per event type, however many leads changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from leads_api.fields import LEAD_FIELDS
+from leads_api.lead import now_ms, object_builder
+from leads_api.store.schema import leads, organizations, webhook_events, webhook_outbox, webhooks
+from leads_api.store.sql import columns_for
+from leads_api.webhook_input import EVENT_TYPES, POSITION_STRIDE, EventType
+
+READ_CHUNK = 1_000  # lead ids per SELECT ... IN
+
+
+class LeadChange(Protocol):
+    """What the unit of work reports of each lead it wrote (its LeadEvent)."""
+
+    @property
+    def lead_id(self) -> str: ...
+    @property
+    def created(self) -> bool: ...
+    @property
+    def old_status(self) -> str | None: ...
+    @property
+    def new_status(self) -> str: ...
+
+
+def record_events(conn: Connection, *, org_id: int, events: Sequence[LeadChange]) -> int:
+    """Write the messages `events` cause for `org_id`'s enabled subscriptions, inside the
+    caller's transaction; returns how many changes were stored."""
+    if not events:
+        return 0
+    subscribed = conn.execute(
+        sa.select(webhooks.c.events).where(
+            webhooks.c.org_id == org_id, webhooks.c.enabled.is_(True)
+        )
+    ).scalars().all()
+    if not subscribed:
+        return 0
+    types = [t for t in EVENT_TYPES if any(f",{t.name}," in s for s in subscribed)]
+    wanted = [e for e in events if any(_reports(t, e) for t in types)]
+    if not wanted:
+        return 0
+    if conn.dialect.name == "postgresql":
+        # The fan-out below selects this write's changes by their range of seq; writers of
+        # one organization take turns here, so no other write's changes fall in the range.
+        conn.execute(
+            sa.select(organizations.c.id).where(organizations.c.id == org_id).with_for_update()
+        )
+    objects = _lead_objects(conn, org_id=org_id, ids=[e.lead_id for e in wanted])
+    now = now_ms()
+    rows = [
+        {
+            "org_id": org_id,
+            "lead_id": e.lead_id,
+            "created": e.created,
+            "status_changed": not e.created and e.old_status != e.new_status,
+            "lead": objects[e.lead_id],
+            "occurred_at": now,
+        }
+        for e in wanted
+        if e.lead_id in objects
+    ]
+    if not rows:
+        return 0
+    seqs = conn.execute(
+        webhook_events.insert().returning(webhook_events.c.seq, sort_by_parameter_order=True),
+        rows,
+    ).scalars().all()
+    for event_type in types:
+        _fan_out(conn, org_id=org_id, event_type=event_type, first=min(seqs), last=max(seqs))
+    return len(rows)
+
+
+def _reports(event_type: EventType, change: LeadChange) -> bool:
+    if event_type.when_column == "created":
+        return change.created is event_type.when_value
+    return (not change.created and change.old_status != change.new_status) is event_type.when_value
+
+
+def _lead_objects(conn: Connection, *, org_id: int, ids: Sequence[str]) -> dict[str, str]:
+    """Each lead's object as GET /api/leads/{id} returns it, as JSON text."""
+    build = object_builder(LEAD_FIELDS)
+    found: dict[str, str] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), READ_CHUNK):
+        chunk = unique[start : start + READ_CHUNK]
+        for row in conn.execute(
+            sa.select(*columns_for(LEAD_FIELDS)).where(
+                leads.c.org_id == org_id, leads.c.id.in_(chunk)
+            )
+        ):
+            lead = build(row)
+            found[lead["id"]] = orjson.dumps(lead).decode()
+    return found
+
+
+def _fan_out(
+    conn: Connection, *, org_id: int, event_type: EventType, first: int, last: int
+) -> None:
+    """One message per (subscription of `event_type`, change in [first, last] it reports)."""
+    e, w = webhook_events, webhooks
+    source = (
+        sa.select(
+            w.c.id,
+            e.c.seq * POSITION_STRIDE + event_type.rank,
+            e.c.seq,
+            sa.literal(event_type.name, sa.Text),
+            e.c.lead_id,
+            sa.literal(0, sa.Integer),
+            e.c.occurred_at,
+            e.c.occurred_at,
+        )
+        .select_from(e.join(w, w.c.org_id == e.c.org_id))
+        .where(
+            e.c.org_id == org_id,
+            e.c.seq.between(first, last),
+            e.c[event_type.when_column].is_(event_type.when_value),
+            w.c.enabled.is_(True),
+            w.c.events.like(f"%,{event_type.name},%"),
+        )
+    )
+    conn.execute(
+        webhook_outbox.insert().from_select(
+            [
+                "webhook_id",
+                "position",
+                "event_seq",
+                "type",
+                "lead_id",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+            ],
+            source,
+        )
+    )
