@@ -27,7 +27,7 @@ from leads_api.lead import new_lead_id
 from leads_api.store import Store, create_engine
 from leads_api.store.migrate import migrate
 from leads_api.store.tenants import Organization, create_key, create_organization
-from leads_api.store.writes import insert_leads
+from leads_api.store.unit_of_work import insert_leads
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DAY_MS = 86_400_000

@@ -20,10 +20,9 @@ from leads_api.api.answer_cache import AnswerCache
 from leads_api.api.app import create_app
 from leads_api.store import Store
 from leads_api.store.lead_writes import LeadChange, update_leads
-from leads_api.store.rollups import ROLLUP_COLUMNS, data_version
-from leads_api.store.tenants import Organization, list_keys, revoke_key
-from leads_api.store.upserts import replace_leads
-from leads_api.store.writes import insert_leads
+from leads_api.store.rollups import ROLLUP_COLUMNS
+from leads_api.store.tenants import Organization, data_version, list_keys, revoke_key
+from leads_api.store.unit_of_work import insert_leads, lead_writes
 from leads_api.transfer.formats import Record
 from leads_api.transfer.importer import import_records
 from test_rollups_consistency import random_object, random_patch
@@ -169,8 +168,8 @@ def test_every_writer_moves_the_data_version(
     with store.write() as conn:
         update_leads(conn, org_id=org.id, change=change, allow_bulk=True)
     moved()
-    with store.write() as conn:
-        replace_leads(conn, org_id=org.id, changes=[(row, {**row, "name": "C"})])
+    with store.write() as conn, lead_writes(conn, org_id=org.id) as writes:
+        writes.replace([(row, {**row, "name": "C"})])
     moved()
     report = import_records(
         store, org_name=org.name, records=[Record(line=1, obj={"name": "imported"})]

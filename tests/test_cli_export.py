@@ -22,7 +22,7 @@ from leads_api.lead import new_lead_id
 from leads_api.sample import LeadSampler
 from leads_api.store import Store
 from leads_api.store.tenants import Organization
-from leads_api.store.writes import insert_leads
+from leads_api.store.unit_of_work import insert_leads
 
 QUERIES = (
     "",

@@ -25,7 +25,7 @@ from starlette.testclient import TestClient
 from leads_api.fields import FIELD_NAMES, LEAD_FIELDS, Kind
 from leads_api.store import Store
 from leads_api.store.tenants import Organization
-from leads_api.store.writes import insert_leads
+from leads_api.store.unit_of_work import insert_leads
 from reference import (
     CLICK_IDS,
     DATE_FIELDS,

@@ -16,7 +16,7 @@ from leads_api.store.rollups import ROLLUPS, rebuild
 from leads_api.store.schema import leads
 from leads_api.store.sql import where_clause
 from leads_api.store.tenants import Organization
-from leads_api.store.writes import insert_leads
+from leads_api.store.unit_of_work import insert_leads
 
 NOW_MS = 1_795_000_000_000  # 2026-11-18
 
@@ -25,31 +25,55 @@ def rollup_snapshot(store: Store, org_id: int) -> dict[str, list[tuple[Any, ...]
     with store.read() as conn:
         return {
             r.table.name: sorted(
-                tuple(row)
+                _plain(row)
                 for row in conn.execute(
                     sa.select(r.table).where(r.table.c.org_id == org_id, r.table.c.n != 0)
                 )
             )
             for r in ROLLUPS
         }
+
+
+# What each rollup must hold, written independently of the service's key functions: one
+# plain GROUP BY per table, in SQL both databases run alike (integer division truncates;
+# createdAt and value are never negative).
+_CLICKS = ("gclid", "ga4cid", "ga4sid", "fbc", "fbp", "msclkid", "ttclid", "twclid",
+           "rdt_cid", "sccid", "li_fat_id")
+_MASK = " + ".join(
+    f"CASE WHEN {column} IS NOT NULL THEN {1 << i} ELSE 0 END" for i, column in enumerate(_CLICKS)
+)
+GROUP_BY_SQL = {
+    "lead_counts": "SELECT org_id, status, source, COUNT(*) FROM leads WHERE org_id = :org "
+    "GROUP BY org_id, status, source",
+    "lead_counts_by_day": "SELECT org_id, created_at / 86400000, status, source, COUNT(*) "
+    "FROM leads WHERE org_id = :org GROUP BY org_id, created_at / 86400000, status, source",
+    "lead_counts_by_value": "SELECT org_id, CASE WHEN value_cents IS NULL THEN -1 "
+    "ELSE value_cents / 10000 END AS b, status, source, COUNT(*) FROM leads "
+    "WHERE org_id = :org GROUP BY org_id, b, status, source",
+    "lead_counts_by_clicks": f"SELECT org_id, {_MASK} AS m, COUNT(*) FROM leads "
+    "WHERE org_id = :org GROUP BY org_id, m",
+    **{
+        f"lead_counts_by_{column}": f"SELECT org_id, {column} IS NOT NULL AS p, "
+        f"COALESCE({column}, '') AS v, status, source, COUNT(*) FROM leads "
+        "WHERE org_id = :org GROUP BY org_id, p, v, status, source"
+        for column in ("utm_source", "utm_medium", "utm_campaign", "label_id", "website")
+    },
+}
 
 
 def rebuilt_snapshot(store: Store, org_id: int) -> dict[str, list[tuple[Any, ...]]]:
-    """What the rollups should hold, recomputed from the leads table (then rolled back)."""
-    with store.engine.connect() as conn:
-        transaction = conn.begin()
-        rebuild(conn, org_id=org_id)
-        snapshot = {
-            r.table.name: sorted(
-                tuple(row)
-                for row in conn.execute(
-                    sa.select(r.table).where(r.table.c.org_id == org_id, r.table.c.n != 0)
-                )
-            )
-            for r in ROLLUPS
+    """What the rollups should hold, counted from the leads table by plain GROUP BYs."""
+    assert set(GROUP_BY_SQL) == {r.table.name for r in ROLLUPS}, "a rollup without its GROUP BY"
+    with store.read() as conn:
+        return {
+            table: sorted(_plain(row) for row in conn.execute(sa.text(sql), {"org": org_id}))
+            for table, sql in GROUP_BY_SQL.items()
         }
-        transaction.rollback()
-    return snapshot
+
+
+def _plain(row: Any) -> tuple[Any, ...]:
+    """A row with booleans as 0/1, as SQLite gives `x IS NOT NULL`."""
+    return tuple(int(v) if isinstance(v, bool) else v for v in row)
 
 
 def plain_count(store: Store, org_id: int, query_string: str) -> int:
@@ -130,18 +154,31 @@ def test_planned_total_equals_count_star(
 
 
 def test_plan_choice() -> None:
-    def plan(qs: str) -> Any:
-        return plan_count(parse_list_query(split_query_string(qs)))
+    def table(qs: str) -> str | None:
+        plan = plan_count(parse_list_query(split_query_string(qs)))
+        return None if plan is None or plan.rollup is None else plan.rollup.table.name
 
-    assert plan("").uses == set()
-    assert plan("createdAt[gte]=2026-01-01").uses == {"day"}
-    assert plan("value[gte]=1").uses == {"value"}
-    assert plan("gclid[exists]=true").uses == {"clicks"}
-    assert plan("search=smith") is None
-    assert plan("utm_source=google").uses == {"category"}
-    assert plan("utm_source=google&utm_medium=cpc") is None
-    assert plan("status=won&gclid[exists]=true") is None
-    assert plan("createdAt[exists]=false").empty
+    assert table("") == "lead_counts"
+    assert table("status=won&source=api") == "lead_counts"
+    assert table("createdAt[gte]=2026-01-01") == "lead_counts_by_day"
+    assert table("value[gte]=1") == "lead_counts_by_value"
+    assert table("gclid[exists]=true") == "lead_counts_by_clicks"
+    assert table("search=smith") is None
+    assert table("utm_source=google&status=won") == "lead_counts_by_utm_source"
+    assert table("utm_source=google&utm_medium=cpc") is None
+    assert table("status=won&gclid[exists]=true") is None
+    empty = plan_count(parse_list_query(split_query_string("createdAt[exists]=false")))
+    assert empty is not None and empty.empty
+
+
+def test_rebuild_repairs_a_drifted_rollup(store: Store, seeded: Organization) -> None:
+    with store.write() as conn:
+        drift = sa.text("UPDATE lead_counts SET n = n + 5 WHERE org_id = :o")
+        conn.execute(drift, {"o": seeded.id})
+    assert rollup_snapshot(store, seeded.id) != rebuilt_snapshot(store, seeded.id)
+    with store.write() as conn:
+        rebuild(conn, org_id=seeded.id)
+    assert rollup_snapshot(store, seeded.id) == rebuilt_snapshot(store, seeded.id)
 
 
 def test_random_writes_keep_rollups_and_totals_exact(

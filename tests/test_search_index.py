@@ -11,10 +11,9 @@ from starlette.testclient import TestClient
 from leads_api.lead import with_derived_columns
 from leads_api.query import parse_list_query, split_query_string
 from leads_api.store import Store, open_store
-from leads_api.store.rollups import bump_data_version
 from leads_api.store.schema import leads
 from leads_api.store.sql import order_by, where_clause, with_search_hint
-from leads_api.store.tenants import Organization
+from leads_api.store.tenants import Organization, take_change_position
 
 PEOPLE = [
     ("John Smith", "john.smith@gmail.com", "+1 (234) 567-890"),
@@ -68,7 +67,7 @@ def test_search_index_follows_updates(
         conn.execute(
             leads.update().where(leads.c.org_id == org.id, leads.c.id == lead_id).values(changed)
         )
-        bump_data_version(conn, org_id=org.id)
+        take_change_position(conn, org_id=org.id)
     assert client.get("/api/leads", params={"search": "zebediah"}).json()["meta"][
         "pagination"
     ]["total"] == 1
@@ -76,7 +75,7 @@ def test_search_index_follows_updates(
     assert lead_id not in ids
     with store.write() as conn:
         conn.execute(sa.delete(leads).where(leads.c.org_id == org.id, leads.c.id == lead_id))
-        bump_data_version(conn, org_id=org.id)
+        take_change_position(conn, org_id=org.id)
     assert client.get("/api/leads", params={"search": "zebediah"}).json()["data"] == []
 
 

@@ -74,7 +74,7 @@ def test_the_rule_covers_the_store_s_lead_functions() -> None:
         "leads_api.store.reads.list_leads",
         "leads_api.store.reads.get_lead",
         "leads_api.store.reads.iter_leads",
-        "leads_api.store.writes.insert_leads",
+        "leads_api.store.unit_of_work.insert_leads",
         "leads_api.store.counts.count_leads",
         "leads_api.store.sql.where_clause",
     ):

@@ -15,7 +15,7 @@ from leads_api.lead import row_to_object
 from leads_api.query import parse_list_query, parse_one_lead_query, split_query_string
 from leads_api.store import Store
 from leads_api.store.reads import get_lead, list_leads
-from leads_api.store.rollups import data_version
+from leads_api.store.tenants import data_version
 
 
 async def list_leads_endpoint(request: Request) -> Response:

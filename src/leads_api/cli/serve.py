@@ -16,7 +16,7 @@ from leads_api.sample import LeadSampler
 from leads_api.store import open_store
 from leads_api.store.reads import count_leads
 from leads_api.store.tenants import create_key, create_organization, find_organization
-from leads_api.store.writes import insert_leads
+from leads_api.store.unit_of_work import insert_leads
 
 DEMO_ORG = "demo"
 DEMO_LEADS = 3_000

@@ -1,71 +1,54 @@
 """Exact totals that stay cheap as an organization grows.
 
-A total is answered from a rollup (store/rollups.py) whenever the query's predicates fall
-on its group columns, else by COUNT(*) over the leads table:
-
-- only `status` / `source` equality             -> lead_counts (a sum over <= 24 rows)
-- those plus `createdAt` ranges                  -> lead_counts_by_day
-- those plus `value` ranges or `value[exists]`  -> lead_counts_by_value
-- only click-ID `[exists]` filters               -> lead_counts_by_clicks (bitmask)
-- status/source plus one of utm_source, utm_medium, utm_campaign, labelId, website
-  (equality or `[exists]`)                       -> lead_counts_by_<that field>
+A total is answered from the first rollup (store/rollups.py, ROLLUPS) whose dimensions
+answer every predicate of the query, else by COUNT(*) over the leads table (a search, two
+bucketed fields, a filter no rollup keeps). The planner knows no rollup by name: it loops
+over the declarations and asks each dimension which predicates it answers.
 
 A range rarely falls on bucket edges, so it is split: the whole buckets inside it are
 summed from the rollup and the partial buckets at its two ends are counted on the leads
-table through its (org, column) index — at most two buckets' worth of rows. Everything is
-one SQL statement, so the total stays exact within the reading transaction.
+table through its (org, column) index, with the query's other predicates — at most two
+buckets' worth of rows. Everything is one SQL statement, so the total stays exact within
+the reading transaction.
+
+>>> from leads_api.query import parse_list_query, split_query_string
+>>> def plan(qs): return plan_count(parse_list_query(split_query_string(qs)))
+>>> plan("status=won").rollup.table.name, plan("createdAt[gte]=2026-01-01").rollup.table.name
+('lead_counts', 'lead_counts_by_day')
+>>> plan("search=smith") is None, plan("createdAt[exists]=false").empty
+(True, True)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from leads_api.fields import CATEGORY_NAMES, CLICK_ID_NAMES, FIELDS_BY_NAME, Field
-from leads_api.query.model import Exists, IntRanges, ListQuery, TextIn
-from leads_api.store.rollups import (
-    DAY_MS,
-    NO_VALUE_BUCKET,
-    VALUE_BUCKET_CENTS,
-)
-from leads_api.store.schema import (
-    category_rollups,
-    lead_counts,
-    lead_counts_by_clicks,
-    lead_counts_by_day,
-    lead_counts_by_value,
-    leads,
-)
-from leads_api.store.sql import where_clause, with_search_hint
+from leads_api.query.model import Exists, IntRanges, ListQuery, Predicate
+from leads_api.store.rollups import ROLLUPS, Buckets, Dimension, Rollup
+from leads_api.store.schema import leads
+from leads_api.store.sql import predicate_clause, where_clause, with_search_hint
 
 NEG_INF = -(2**64)
 POS_INF = 2**64
 Span = tuple[int, int]  # half-open [lo, hi), with NEG_INF / POS_INF for unbounded
 MAX_SPANS = 20  # each span adds up to three subqueries to the statement
 
-_CLICK_BITS = {name: 1 << i for i, name in enumerate(CLICK_ID_NAMES)}
+Assignment = tuple[tuple[Dimension, tuple[Predicate, ...]], ...]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CountPlan:
-    """What a query's total needs, when a rollup can give it."""
+    """The rollup that answers a query's total, and which of its dimensions answers which
+    predicates; or `empty` when the predicates contradict each other (the total is 0)."""
 
-    statuses: frozenset[str] | None = None  # None: any
-    sources: frozenset[str] | None = None
-    created: list[Span] | None = None  # disjoint spans of createdAt (ms)
-    values: list[Span] | None = None  # disjoint spans of value (cents); never matches null
-    value_null: bool = False  # value[exists]=false: only leads without a value
-    category: str | None = None  # the one category field filtered on
-    category_values: frozenset[str] | None = None  # equality: any of these
-    category_present: bool | None = None  # [exists]
-    clicks_required: int = 0
-    clicks_forbidden: int = 0
-    empty: bool = False  # the predicates contradict each other: the total is 0
-    uses: set[str] = field(default_factory=set)
+    rollup: Rollup | None
+    assignment: Assignment = ()
+    empty: bool = False
 
 
 def count_leads(conn: Connection, *, org_id: int, query: ListQuery) -> int:
@@ -89,139 +72,126 @@ def plan_count(query: ListQuery) -> CountPlan | None:
     """Which rollup answers this query's total exactly, or None for a plain COUNT(*)."""
     if query.search is not None:
         return None
-    plan = CountPlan()
+    predicates: list[Predicate] = []
     for p in query.predicates:
-        name = p.field.name
-        if isinstance(p, TextIn) and name in ("status", "source"):
-            values = frozenset(p.values)
-            if name == "status":
-                plan.statuses = values if plan.statuses is None else plan.statuses & values
-            else:
-                plan.sources = values if plan.sources is None else plan.sources & values
-        elif isinstance(p, Exists) and not p.field.nullable:
-            plan.empty |= not p.present  # createdAt[exists]=false: nothing
-        elif isinstance(p, IntRanges) and name == "createdAt":
-            plan.created = _intersect(plan.created, _union(p.ranges))
-            plan.uses.add("day")
-        elif isinstance(p, IntRanges) and name == "value":
-            plan.values = _intersect(plan.values, _union(p.ranges))
-            plan.uses.add("value")
-        elif isinstance(p, Exists) and name == "value":
-            if p.present:
-                plan.values = _intersect(plan.values, [(NEG_INF, POS_INF)])
-            else:
-                plan.value_null = True
-            plan.uses.add("value")
-        elif name in CATEGORY_NAMES and plan.category in (None, name):
-            plan.category = name
-            plan.uses.add("category")
-            if isinstance(p, TextIn):
-                values = frozenset(p.values)
-                current = plan.category_values
-                plan.category_values = values if current is None else current & values
-            elif isinstance(p, Exists):
-                if plan.category_present is not None and plan.category_present != p.present:
-                    plan.empty = True
-                plan.category_present = p.present
-            else:
-                return None
-        elif isinstance(p, Exists) and name in _CLICK_BITS:
-            if p.present:
-                plan.clicks_required |= _CLICK_BITS[name]
-            else:
-                plan.clicks_forbidden |= _CLICK_BITS[name]
-            plan.uses.add("clicks")
+        if isinstance(p, Exists) and not p.field.nullable:
+            if not p.present:
+                return CountPlan(None, empty=True)  # createdAt[exists]=false: nothing
+            continue  # createdAt[exists]=true: every lead
+        predicates.append(p)
+    for rollup in ROLLUPS:
+        assignment = _assign(rollup, predicates)
+        if assignment is None:
+            continue
+        for dimension, assigned in assignment:
+            if isinstance(dimension, Buckets) and assigned:
+                spans, _ = _spans(assigned)
+                if spans is not None and len(spans) > MAX_SPANS:
+                    return None  # a long list of dates or values: one COUNT(*) beats it
+                if spans == []:
+                    return CountPlan(rollup, assignment, empty=True)
+        return CountPlan(rollup, assignment)
+    return None
+
+
+def _assign(rollup: Rollup, predicates: list[Predicate]) -> Assignment | None:
+    """Each predicate to the first of the rollup's dimensions that answers it, or None when
+    one is answered by none of them."""
+    assigned: list[list[Predicate]] = [[] for _ in rollup.dimensions]
+    for p in predicates:
+        for i, dimension in enumerate(rollup.dimensions):
+            if dimension.answers(p):
+                assigned[i].append(p)
+                break
         else:
             return None
-    if len(plan.uses) > 1:
-        return None
-    if len(plan.created or ()) > MAX_SPANS or len(plan.values or ()) > MAX_SPANS:
-        return None  # a long list of dates or values: one COUNT(*) beats hundreds of parts
-    if "clicks" in plan.uses and (plan.statuses is not None or plan.sources is not None):
-        return None
-    if plan.value_null and plan.values is not None:
-        plan.empty = True  # value[exists]=false with a value range: nothing
-    if plan.clicks_required & plan.clicks_forbidden:
-        plan.empty = True
-    if plan.category_values is not None and (
-        plan.category_present is False or not plan.category_values
-    ):
-        plan.empty = True  # field=x with field[exists]=false, or two disjoint lists
-    if plan.statuses == frozenset() or plan.sources == frozenset():
-        plan.empty = True
-    if (plan.created is not None and not plan.created) or (
-        plan.values is not None and not plan.values
-    ):
-        plan.empty = True
-    return plan
+    return tuple(
+        (dimension, tuple(ps)) for dimension, ps in zip(rollup.dimensions, assigned, strict=True)
+    )
 
 
 # --- building the one statement ------------------------------------------------------------
 
 
 def _rollup_total(plan: CountPlan, *, org_id: int) -> ColumnElement[int]:
-    if "clicks" in plan.uses:
-        return _sum(lead_counts_by_clicks, org_id, _click_conditions(plan))
-    if "category" in plan.uses:
-        assert plan.category is not None
-        table = category_rollups[plan.category]
-        conditions = _groups(plan, table)
-        if plan.category_values is not None:
-            values = sorted(plan.category_values)
-            conditions += [table.c.present.is_(True), table.c.value.in_(values)]
-        elif plan.category_present is not None:
-            conditions.append(table.c.present.is_(plan.category_present))
+    assert plan.rollup is not None
+    table = plan.rollup.table
+    conditions: list[ColumnElement[bool]] = []
+    on_leads: list[ColumnElement[bool]] = []  # the same predicates, for counting edges
+    bucketed: tuple[Buckets, tuple[Predicate, ...]] | None = None
+    for dimension, assigned in plan.assignment:
+        if not assigned:
+            continue
+        if isinstance(dimension, Buckets):
+            bucketed = (dimension, assigned)
+            continue
+        conditions += dimension.conditions(table, list(assigned))
+        on_leads += [predicate_clause(p) for p in assigned]
+    if bucketed is None:
         return _sum(table, org_id, conditions)
-    if "day" in plan.uses:
-        assert plan.created is not None
-        return _bucketed(
-            plan, org_id, lead_counts_by_day, "day", FIELDS_BY_NAME["createdAt"], DAY_MS,
-            plan.created, min_bucket=None,
-        )
-    if "value" in plan.uses:
-        if plan.value_null:
-            table = lead_counts_by_value
-            return _sum(table, org_id, [table.c.bucket == NO_VALUE_BUCKET, *_groups(plan, table)])
-        assert plan.values is not None
-        return _bucketed(
-            plan, org_id, lead_counts_by_value, "bucket", FIELDS_BY_NAME["value"],
-            VALUE_BUCKET_CENTS, plan.values, min_bucket=0,
-        )
-    return _sum(lead_counts, org_id, _groups(plan, lead_counts))
+    dimension, assigned = bucketed
+    spans, no_value = _spans(assigned)
+    if no_value:
+        if spans is not None:
+            return sa.literal(0)  # value[exists]=false with a value range: nothing
+        return _sum(table, org_id, conditions + dimension.conditions(table, list(assigned)))
+    assert spans is not None
+    return _bucketed(
+        table, org_id, dimension, spans, conditions, on_leads,
+        min_bucket=None if dimension.null_bucket is None else 0,
+    )
+
+
+def _spans(predicates: Iterable[Predicate]) -> tuple[list[Span] | None, bool]:
+    """A bucketed field's predicates as (disjoint spans or None for any, only-no-value)."""
+    spans: list[Span] | None = None
+    no_value = False
+    for p in predicates:
+        if isinstance(p, IntRanges):
+            spans = _intersect(spans, _union(p.ranges))
+        elif isinstance(p, Exists) and p.present:
+            spans = _intersect(spans, [(NEG_INF, POS_INF)])
+        else:
+            no_value = True
+    return spans, no_value
 
 
 def _bucketed(
-    plan: CountPlan,
-    org_id: int,
     table: sa.Table,
-    bucket_column: str,
-    lead_field: Field,
-    width: int,
+    org_id: int,
+    dimension: Buckets,
     spans: Iterable[Span],
+    conditions: list[ColumnElement[bool]],
+    on_leads: list[ColumnElement[bool]],
     *,
     min_bucket: int | None,
 ) -> ColumnElement[int]:
     parts: list[ColumnElement[int]] = []
-    bucket = table.c[bucket_column]
-    column = leads.c[lead_field.column]
+    bucket = table.c[dimension.group_column]
+    column = leads.c[dimension.lead_column]
+    width = dimension.width
+
+    def edge(lo: int, hi: int) -> ColumnElement[int]:
+        return _count_leads_between(org_id, column, lo, hi, on_leads)
+
     for lo, hi in spans:
         first = None if lo == NEG_INF else -(-lo // width)  # first bucket wholly inside
         end = None if hi == POS_INF else hi // width  # first bucket not wholly inside
         if first is not None and end is not None and first >= end:
-            parts.append(_count_leads_between(plan, org_id, column, lo, hi))
+            parts.append(edge(lo, hi))
             continue
-        conditions = _groups(plan, table)
+        inside = list(conditions)
         if first is not None:
-            conditions.append(bucket >= first)
+            inside.append(bucket >= first)
         elif min_bucket is not None:
-            conditions.append(bucket >= min_bucket)
+            inside.append(bucket >= min_bucket)
         if end is not None:
-            conditions.append(bucket < end)
-        parts.append(_sum(table, org_id, conditions))
+            inside.append(bucket < end)
+        parts.append(_sum(table, org_id, inside))
         if first is not None and lo < first * width:
-            parts.append(_count_leads_between(plan, org_id, column, lo, first * width))
+            parts.append(edge(lo, first * width))
         if end is not None and end * width < hi:
-            parts.append(_count_leads_between(plan, org_id, column, end * width, hi))
+            parts.append(edge(end * width, hi))
     if not parts:
         return sa.literal(0)
     total = parts[0]
@@ -239,33 +209,18 @@ def _sum(table: sa.Table, org_id: int, conditions: list[ColumnElement[bool]]) ->
 
 
 def _count_leads_between(
-    plan: CountPlan, org_id: int, column: sa.Column[object], lo: int, hi: int
+    org_id: int,
+    column: sa.Column[object],
+    lo: int,
+    hi: int,
+    on_leads: list[ColumnElement[bool]],
 ) -> ColumnElement[int]:
-    conditions = [leads.c.org_id == org_id, *_groups(plan, leads)]
+    conditions = [leads.c.org_id == org_id, *on_leads]
     if lo != NEG_INF:
         conditions.append(column >= lo)
     if hi != POS_INF:
         conditions.append(column < hi)
     return sa.select(sa.func.count()).select_from(leads).where(*conditions).scalar_subquery()
-
-
-def _groups(plan: CountPlan, table: sa.Table) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if plan.statuses is not None:
-        conditions.append(table.c.status.in_(sorted(plan.statuses)))
-    if plan.sources is not None:
-        conditions.append(table.c.source.in_(sorted(plan.sources)))
-    return conditions
-
-
-def _click_conditions(plan: CountPlan) -> list[ColumnElement[bool]]:
-    mask = lead_counts_by_clicks.c.mask
-    conditions: list[ColumnElement[bool]] = []
-    if plan.clicks_required:
-        conditions.append(mask.op("&")(plan.clicks_required) == plan.clicks_required)
-    if plan.clicks_forbidden:
-        conditions.append(mask.op("&")(plan.clicks_forbidden) == 0)
-    return conditions
 
 
 # --- spans ---------------------------------------------------------------------------------

@@ -28,9 +28,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from leads_api.errors import Conflict, Forbidden, NotFound
 from leads_api.lead import now_ms
 from leads_api.lead_input import LeadChange
-from leads_api.store.rollups import ROLLUP_COLUMNS, record_changes
+from leads_api.store.rollups import ROLLUP_COLUMNS
 from leads_api.store.schema import idempotency_keys, leads, organizations
-from leads_api.store.writes import insert_leads
+from leads_api.store.unit_of_work import lead_writes
 
 DAY_MS = 86_400_000
 IDEMPOTENCY_WINDOW_MS = DAY_MS  # a key is remembered for 24 hours
@@ -89,7 +89,8 @@ def create_lead(
         "updated_at": now,
         "expires_at": now + attribution_days * DAY_MS,
     }
-    insert_leads(conn, org_id=org_id, rows=[row])
+    with lead_writes(conn, org_id=org_id) as writes:
+        writes.insert([row])
     return answer
 
 
@@ -100,49 +101,31 @@ def update_leads(
 
     NotFound when nothing matches; Conflict, with nothing changed, when several match and
     `allow_bulk` is off."""
-    matched = [
-        dict(row)
-        for row in conn.execute(
-            sa.select(leads.c.id, *(leads.c[c] for c in ROLLUP_COLUMNS))
-            .where(leads.c.org_id == org_id, _match(change))
-            .order_by(leads.c.created_at, leads.c.id)
-            .limit(None if allow_bulk else 2)
-            .with_for_update()
-        ).mappings()
-    ]
-    if not matched:
-        raise NotFound(
-            f"No lead with {change.match_field} {change.match_value!r}",
-            field=change.match_field,
-        )
-    if len(matched) > 1 and not allow_bulk:
-        raise Conflict(
-            f"More than one lead has {change.match_field} {change.match_value!r}, and bulk "
-            "updates are off for this organization: nothing was changed (update by id)",
-            field=change.match_field,
-        )
-    ids = [row["id"] for row in matched]
-    conn.execute(
-        leads.update()
-        .where(leads.c.org_id == org_id, leads.c.id.in_(ids))
-        .values(_new_values(change, now_ms()))
-    )
-    new_status = change.status
-    new_value = change.columns.get("value_cents")
-    record_changes(
-        conn,
-        org_id=org_id,
-        removed=matched,
-        added=[
-            {
-                **row,
-                "status": new_status or row["status"],
-                "value_cents": new_value if "value_cents" in change.columns else row["value_cents"],
-            }
-            for row in matched
-        ],
-    )
-    return ids
+    with lead_writes(conn, org_id=org_id) as writes:
+        writes.lock()  # the organization's row before the leads' rows, as every writer
+        matched = [
+            dict(row)
+            for row in conn.execute(
+                sa.select(leads.c.id, *(leads.c[c] for c in ROLLUP_COLUMNS))
+                .where(leads.c.org_id == org_id, _match(change))
+                .order_by(leads.c.created_at, leads.c.id)
+                .limit(None if allow_bulk else 2)
+                .with_for_update()
+            ).mappings()
+        ]
+        if not matched:
+            raise NotFound(
+                f"No lead with {change.match_field} {change.match_value!r}",
+                field=change.match_field,
+            )
+        if len(matched) > 1 and not allow_bulk:
+            raise Conflict(
+                f"More than one lead has {change.match_field} {change.match_value!r}, and "
+                "bulk updates are off for this organization: nothing was changed (update by id)",
+                field=change.match_field,
+            )
+        writes.update(matched, _new_values(change, now_ms()))
+    return [row["id"] for row in matched]
 
 
 def month_bounds(ms: int) -> tuple[int, int]:

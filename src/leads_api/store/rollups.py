@@ -1,153 +1,310 @@
-"""Keeping the count rollups exact: every write of leads reports the rows it removed and
-added, in the same transaction, and the rollup tables move by the difference.
+"""The count rollups, each one declaration: its table, its group key, the columns it reads and
+the filters whose totals it answers.
 
-The same report moves the organization's data version (organizations.data_version), so
-an answer computed at one version stays the answer until the version moves: the API's
-answer cache (api/answer_cache.py) relies on it.
+A rollup is a table of exact lead counts per organization and group; every write of leads
+moves it by the rows the write removed and added, in the write's own transaction (the unit
+of work in store/unit_of_work.py does that, for every writer). A rollup's group key is a sequence
+of *dimensions*, each of which says where a lead row falls (its part of the key) and which
+query predicates it can answer on the rollup's table:
 
-Each rollup is a table keyed by organization plus a few group columns; `group_keys` says
-where a lead row (keyed by column name) falls in each. The writers in this package call
-`record_changes`; a test compares every rollup with a plain COUNT(*) after random writes.
+- `Equal(*fields)`: columns kept as they are (status, source); answers `field=` filters.
+- `Buckets(field, ...)`: a number cut into fixed-width buckets (days of createdAt, 100.00s
+  of value); answers ranges and `[exists]`, with the partial buckets at a range's ends
+  counted on the leads table (store/counts.py).
+- `Presence(*fields)`: a bitmask of which fields are set; answers `[exists]`.
+- `Category(field)`: a text field with few values (present, value); answers `=` and `[exists]`.
+
+**A new rollup** is a declaration in ROLLUPS, its table in store/schema.py and a migration
+that creates and backfills it: the writers and the count planner loop over ROLLUPS.
+
+>>> lead_counts_rollup.key({"status": "won", "source": "api"})
+('won', 'api')
+>>> by_day = ROLLUPS[3]
+>>> by_day.table.name, by_day.key({"created_at": 86_400_000 * 3 + 5, "status": "open",
+...                                  "source": "gtm"})
+('lead_counts_by_day', (3, 'open', 'gtm'))
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from operator import itemgetter
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from leads_api.fields import CATEGORY_NAMES, CLICK_ID_NAMES, FIELDS_BY_NAME
+from leads_api.query.model import Exists, IntRanges, Predicate, TextIn
 from leads_api.store.schema import (
     category_rollups,
     lead_counts,
     lead_counts_by_clicks,
     lead_counts_by_day,
     lead_counts_by_value,
-    organizations,
 )
 
 DAY_MS = 86_400_000
 VALUE_BUCKET_CENTS = 10_000  # 100.00: round figures such as 100, 1000 or 5000 align
 NO_VALUE_BUCKET = -1
-CLICK_COLUMNS = tuple(FIELDS_BY_NAME[name].column for name in CLICK_ID_NAMES)
-CATEGORY_COLUMNS = tuple(FIELDS_BY_NAME[name].column for name in CATEGORY_NAMES)
-
-# The columns a writer must supply, for the rows it removes and adds.
-ROLLUP_COLUMNS = (
-    "status", "source", "created_at", "value_cents", *CLICK_COLUMNS, *CATEGORY_COLUMNS
-)
 
 Row = Mapping[str, Any]
+KeyPart = Callable[[Row], tuple[Any, ...]]
+
+
+class Dimension(Protocol):
+    """One part of a rollup's group key."""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The lead columns its key part reads."""
+        ...
+
+    def key_part(self) -> KeyPart: ...
+
+    def answers(self, predicate: Predicate) -> bool: ...
+
+    def conditions(
+        self, table: sa.Table, predicates: list[Predicate]
+    ) -> list[ColumnElement[bool]]:
+        """Conditions on the rollup table's group columns that select exactly the groups
+        whose leads meet `predicates` (all answered by this dimension)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Equal:
+    """Lead columns kept as they are in the key (status and source)."""
+
+    fields: tuple[str, ...]
+
+    def __init__(self, *fields: str) -> None:
+        object.__setattr__(self, "fields", fields)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(FIELDS_BY_NAME[name].column for name in self.fields)
+
+    def key_part(self) -> KeyPart:
+        getter = itemgetter(*self.columns)
+        if len(self.columns) == 1:
+            return lambda row: (getter(row),)
+        return getter  # already a tuple, built at C speed
+
+    def answers(self, predicate: Predicate) -> bool:
+        return isinstance(predicate, TextIn) and predicate.field.name in self.fields
+
+    def conditions(
+        self, table: sa.Table, predicates: list[Predicate]
+    ) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        for p in predicates:
+            assert isinstance(p, TextIn)
+            out.append(table.c[p.field.column].in_(sorted(p.values)))
+        return out
+
+
+@dataclass(frozen=True)
+class Buckets:
+    """A whole number cut into buckets `width` wide, in the rollup column `group_column`;
+    a lead without a value falls in `null_bucket` (None: the field is never null)."""
+
+    field: str
+    group_column: str
+    width: int
+    null_bucket: int | None = None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (FIELDS_BY_NAME[self.field].column,)
+
+    @property
+    def lead_column(self) -> str:
+        return FIELDS_BY_NAME[self.field].column
+
+    def key_part(self) -> KeyPart:
+        column, width, none = self.lead_column, self.width, self.null_bucket
+
+        def part(row: Row) -> tuple[Any, ...]:
+            v = row[column]
+            return (none if v is None else v // width,)
+
+        return part
+
+    def answers(self, predicate: Predicate) -> bool:
+        return isinstance(predicate, IntRanges | Exists) and predicate.field.name == self.field
+
+    def conditions(
+        self, table: sa.Table, predicates: list[Predicate]
+    ) -> list[ColumnElement[bool]]:
+        # Ranges need their partial edge buckets counted on the leads table, which only the
+        # count planner can do (store/counts.py); this answers the one case that needs no
+        # edges: "no value" (`[exists]=false` alone).
+        assert all(isinstance(p, Exists) and not p.present for p in predicates)
+        return [table.c[self.group_column] == self.null_bucket]
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Which of some nullable fields are set, as a bitmask (bit i = fields[i])."""
+
+    fields: tuple[str, ...]
+    group_column: str = "mask"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(FIELDS_BY_NAME[name].column for name in self.fields)
+
+    def bit(self, name: str) -> int:
+        return 1 << self.fields.index(name)
+
+    def key_part(self) -> KeyPart:
+        bits = tuple((1 << i, column) for i, column in enumerate(self.columns))
+
+        def part(row: Row) -> tuple[Any, ...]:
+            mask = 0
+            for bit, column in bits:
+                if row[column] is not None:
+                    mask |= bit
+            return (mask,)
+
+        return part
+
+    def answers(self, predicate: Predicate) -> bool:
+        return isinstance(predicate, Exists) and predicate.field.name in self.fields
+
+    def conditions(
+        self, table: sa.Table, predicates: list[Predicate]
+    ) -> list[ColumnElement[bool]]:
+        mask = table.c[self.group_column]
+        out: list[ColumnElement[bool]] = []
+        for p in predicates:
+            assert isinstance(p, Exists)
+            bit = self.bit(p.field.name)
+            out.append(mask.op("&")(bit) == (bit if p.present else 0))
+        return out
+
+
+@dataclass(frozen=True)
+class Category:
+    """A text field with few values per organization, as (present, value): `present` keeps
+    a lead without the field apart from one whose value is "" (None cannot be part of a
+    primary key)."""
+
+    field: str
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (FIELDS_BY_NAME[self.field].column,)
+
+    def key_part(self) -> KeyPart:
+        column = FIELDS_BY_NAME[self.field].column
+
+        def part(row: Row) -> tuple[Any, ...]:
+            v = row[column]
+            return (v is not None, v or "")
+
+        return part
+
+    def answers(self, predicate: Predicate) -> bool:
+        return isinstance(predicate, TextIn | Exists) and predicate.field.name == self.field
+
+    def conditions(
+        self, table: sa.Table, predicates: list[Predicate]
+    ) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        for p in predicates:
+            if isinstance(p, TextIn):
+                out += [table.c.present.is_(True), table.c.value.in_(sorted(p.values))]
+            else:
+                assert isinstance(p, Exists)
+                out.append(table.c.present.is_(p.present))
+        return out
 
 
 @dataclass(frozen=True)
 class Rollup:
+    """A rollup table and its group key, dimension by dimension in the order of the table's
+    group columns (its primary key after org_id)."""
+
     table: sa.Table
+    dimensions: tuple[Dimension, ...]
+    key: KeyPart = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", _joined_key(self.dimensions))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The lead columns this rollup reads."""
+        return tuple(dict.fromkeys(c for d in self.dimensions for c in d.columns))
 
     @property
     def group_columns(self) -> list[str]:
         return [c.name for c in self.table.primary_key.columns if c.name != "org_id"]
 
+    def __hash__(self) -> int:
+        return hash(self.table.name)
 
-# In the order group_keys() gives each row's keys.
+
+def _joined_key(dimensions: tuple[Dimension, ...]) -> KeyPart:
+    parts = [d.key_part() for d in dimensions]
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda row: first(row) + second(row)
+    return lambda row: tuple(v for part in parts for v in part(row))
+
+
+_STATUS_SOURCE = Equal("status", "source")
+
+lead_counts_rollup = Rollup(lead_counts, (_STATUS_SOURCE,))
+
+# In the order the count planner tries them: the smallest tables first.
 ROLLUPS: tuple[Rollup, ...] = (
-    Rollup(lead_counts),
-    Rollup(lead_counts_by_day),
-    Rollup(lead_counts_by_value),
-    Rollup(lead_counts_by_clicks),
-    *(Rollup(category_rollups[name]) for name in CATEGORY_NAMES),
+    lead_counts_rollup,
+    Rollup(lead_counts_by_clicks, (Presence(CLICK_ID_NAMES),)),
+    *(Rollup(category_rollups[name], (Category(name), _STATUS_SOURCE)) for name in CATEGORY_NAMES),
+    Rollup(lead_counts_by_day, (Buckets("createdAt", "day", DAY_MS), _STATUS_SOURCE)),
+    Rollup(
+        lead_counts_by_value,
+        (Buckets("value", "bucket", VALUE_BUCKET_CENTS, NO_VALUE_BUCKET), _STATUS_SOURCE),
+    ),
 )
 
-
-def group_keys(row: Row) -> list[tuple[Any, ...]]:
-    """Where `row` falls in each rollup, in the order of ROLLUPS (the hot path of imports:
-    one pass over the row instead of one lookup per rollup)."""
-    status, source = row["status"], row["source"]
-    cents = row["value_cents"]
-    mask = 0
-    for bit, column in _CLICK_BITS:
-        if row[column] is not None:
-            mask |= bit
-    keys: list[tuple[Any, ...]] = [
-        (status, source),
-        (row["created_at"] // DAY_MS, status, source),
-        (NO_VALUE_BUCKET if cents is None else cents // VALUE_BUCKET_CENTS, status, source),
-        (mask,),
-    ]
-    for column in CATEGORY_COLUMNS:
-        value = row[column]
-        keys.append((value is not None, value or "", status, source))
-    return keys
-
-
-_CLICK_BITS = tuple((1 << i, column) for i, column in enumerate(CLICK_COLUMNS))
+# The columns a writer must supply, for the rows it removes and adds.
+ROLLUP_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(c for r in ROLLUPS for c in r.columns))
 
 
 class RollupChanges:
-    """Rollup moves gathered over several writes of one transaction, written by `flush`.
+    """Rollup moves gathered over the writes of one transaction, written by `flush`.
 
-    A bulk import gathers its whole run's moves and writes them once before it commits:
-    far fewer upserts than one set per chunk, and as exact, since nothing is committed
-    until then."""
+    The unit of work gathers a whole write's moves (a bulk import's whole run) and writes
+    them once before it commits: far fewer upserts than one set per chunk, and as exact,
+    since nothing is committed until then."""
 
     def __init__(self) -> None:
         self._deltas: list[Counter[tuple[Any, ...]]] = [Counter() for _ in ROLLUPS]
 
     def add(self, *, removed: Iterable[Row] = (), added: Iterable[Row] = ()) -> None:
-        deltas = self._deltas
-        for sign, rows in ((-1, removed), (1, added)):
-            for row in rows:
-                for delta, key in zip(deltas, group_keys(row), strict=True):
-                    delta[key] += sign
+        removed, added = list(removed), list(added)
+        for rollup, delta in zip(ROLLUPS, self._deltas, strict=True):
+            if added:
+                delta.update(map(rollup.key, added))
+            if removed:
+                delta.subtract(map(rollup.key, removed))
 
     def flush(self, conn: Connection, *, org_id: int) -> None:
-        # The version first: every writer then locks the organization's row before its
-        # rollup rows (a POST under a leadsLimit locks it first too), one order, no deadlock.
-        # Moved even when no count does: a changed name or updatedAt changes answers too.
-        bump_data_version(conn, org_id=org_id)
         for rollup, delta in zip(ROLLUPS, self._deltas, strict=True):
             changed = sorted((key, n) for key, n in delta.items() if n != 0)
             if changed:
                 _upsert(conn, rollup, org_id, changed)
             delta.clear()
-
-
-def record_changes(
-    conn: Connection,
-    *,
-    org_id: int,
-    removed: Iterable[Row] = (),
-    added: Iterable[Row] = (),
-    gather: RollupChanges | None = None,
-) -> None:
-    """Move every rollup of `org_id` by the rows removed and added (an update is both), now,
-    or into `gather` when the caller flushes it before committing."""
-    changes = gather if gather is not None else RollupChanges()
-    changes.add(removed=removed, added=added)
-    if gather is None:
-        changes.flush(conn, org_id=org_id)
-
-
-def bump_data_version(conn: Connection, *, org_id: int) -> None:
-    conn.execute(
-        organizations.update()
-        .where(organizations.c.id == org_id)
-        .values(data_version=organizations.c.data_version + 1)
-    )
-
-
-def data_version(conn: Connection, *, org_id: int) -> int:
-    """The organization's data version as this transaction sees it."""
-    return int(
-        conn.execute(
-            sa.select(organizations.c.data_version).where(organizations.c.id == org_id)
-        ).scalar_one()
-    )
 
 
 def _upsert(
@@ -174,7 +331,7 @@ def _upsert_sql(rollup: Rollup, dialect: str) -> str:
 
 
 def rebuild(conn: Connection, *, org_id: int) -> None:
-    """Recompute every rollup of `org_id` from the leads table (repair, and migrations)."""
+    """Recompute every rollup of `org_id` from the leads table (a repair tool)."""
     from leads_api.store.schema import leads
 
     for rollup in ROLLUPS:
@@ -182,10 +339,7 @@ def rebuild(conn: Connection, *, org_id: int) -> None:
     result = conn.execute(
         sa.select(*(leads.c[c] for c in ROLLUP_COLUMNS)).where(leads.c.org_id == org_id)
     )
-    batch: list[Row] = []
-    for row in result.mappings():
-        batch.append(dict(row))
-        if len(batch) >= 10_000:
-            record_changes(conn, org_id=org_id, added=batch)
-            batch = []
-    record_changes(conn, org_id=org_id, added=batch)
+    changes = RollupChanges()
+    for rows in result.mappings().partitions(10_000):
+        changes.add(added=[dict(row) for row in rows])
+    changes.flush(conn, org_id=org_id)

@@ -28,6 +28,10 @@ OrderedText = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql
 
 metadata = sa.MetaData()
 
+# Each lead's change position: the organization's data version taken by the write that last
+# created or changed it (store/unit_of_work.py). The change feed follows (change_seq, id).
+CHANGE_SEQ_COLUMN = "change_seq"
+
 organizations = sa.Table(
     "organizations",
     metadata,
@@ -38,7 +42,8 @@ organizations = sa.Table(
     sa.Column("attribution_days", sa.Integer, nullable=False, default=90),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     # Moved by every write of the organization's leads, in the write's own transaction
-    # (store/rollups.py): an answer computed at one version is the answer until it moves.
+    # (store/tenants.py): an answer computed at one version is the answer until it moves,
+    # and each written lead is stamped with it (leads.change_seq).
     sa.Column("data_version", sa.BigInteger, nullable=False, server_default="0"),
 )
 
@@ -82,7 +87,11 @@ leads = sa.Table(
     *(sa.Column(c, OrderedText, nullable=True) for c in FOLDED_COLUMNS.values()),
     sa.Column(PHONE_DIGITS_COLUMN, sa.Text, nullable=True),
     sa.Column(SEARCH_TEXT_COLUMN, sa.Text, nullable=True),
+    # The default only serves rows that existed before the column did (migration 0006):
+    # every writer sets it, and inserts name every column, so a missing stamp is an error.
+    sa.Column(CHANGE_SEQ_COLUMN, sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_leads_org_created", "org_id", "created_at", "id"),
+    sa.Index("ix_leads_org_change", "org_id", CHANGE_SEQ_COLUMN, "id"),
     sa.Index("ix_leads_org_updated", "org_id", "updated_at", "id"),
     sa.Index("ix_leads_org_qualified", "org_id", "qualified_at", "id"),
     sa.Index("ix_leads_org_status_created", "org_id", "status", "created_at", "id"),

@@ -32,7 +32,7 @@ TRIGRAM = 3  # a trigram index can only narrow terms of at least three character
 def where_clause(query: ListQuery, *, org_id: int, dialect: str) -> ColumnElement[bool]:
     """The organization scope AND every predicate AND the search."""
     clauses: list[ColumnElement[bool]] = [leads.c.org_id == org_id]
-    clauses.extend(_predicate(p) for p in query.predicates)
+    clauses.extend(predicate_clause(p) for p in query.predicates)
     if query.search is not None:
         clauses.append(_search(query.search, dialect=dialect))
     return _all_of(clauses)
@@ -59,7 +59,8 @@ def columns_for(fields: Sequence[Field]) -> list[sa.Column[object]]:
     return [leads.c[f.column] for f in fields]
 
 
-def _predicate(p: Predicate) -> ColumnElement[bool]:
+def predicate_clause(p: Predicate) -> ColumnElement[bool]:
+    """One predicate of a query as a condition on `leads`."""
     column = leads.c[p.field.column]
     if isinstance(p, TextIn):
         return column == p.values[0] if len(p.values) == 1 else column.in_(p.values)

@@ -192,3 +192,37 @@ def authenticate(conn: Connection, secret: str) -> Caller | None:
         return None
     org = Organization(row[2], row[3], bool(row[4]), row[5], row[6])
     return Caller(row[0], org, bool(row[1]), row[7])
+
+
+# --- the organization's data version ---------------------------------------------------------
+# One counter per organization, moved by every write of its leads, in the write's own
+# transaction (store/unit_of_work.py). It is both the answer cache's version (an answer computed
+# at version V is the answer while the version is V) and the change feed's sequence: each
+# lead written carries the version its write took (leads.change_seq).
+
+
+def take_change_position(conn: Connection, *, org_id: int) -> int:
+    """Move the organization's data version and return the new value, locking the
+    organization's row until this transaction ends.
+
+    The lock is what makes positions safe to follow: a writer takes its position only after
+    the previous writer of the organization has committed, so the positions committed are
+    always a prefix of the positions taken, and a reader that has seen position P can never
+    later find a committed lead below P."""
+    return int(
+        conn.execute(
+            organizations.update()
+            .where(organizations.c.id == org_id)
+            .values(data_version=organizations.c.data_version + 1)
+            .returning(organizations.c.data_version)
+        ).scalar_one()
+    )
+
+
+def data_version(conn: Connection, *, org_id: int) -> int:
+    """The organization's data version as this transaction (or statement) sees it."""
+    return int(
+        conn.execute(
+            sa.select(organizations.c.data_version).where(organizations.c.id == org_id)
+        ).scalar_one()
+    )

@@ -1,4 +1,5 @@
-"""Import's side of the store: which of some lead ids exist, and rewriting stored leads in bulk.
+"""Import's side of the store: which of some lead ids exist (the rewriting is the unit of
+work's, store/unit_of_work.py).
 
 Scoped to an organization like every lead function; ids are unique across organizations,
 so `find_leads` also says which ids another organization owns (without showing its lead).
@@ -6,23 +7,19 @@ so `find_leads` also says which ids another organization owns (without showing i
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leads_api.fields import LEAD_FIELDS
-from leads_api.lead import with_derived_columns
-from leads_api.store.rollups import RollupChanges, record_changes
 from leads_api.store.schema import leads
 from leads_api.store.sql import columns_for
 
 Row = dict[str, Any]
 
 _LEAD_COLUMNS = columns_for(LEAD_FIELDS)
-# Everything an update may set: the lead's columns but its id, and the derived columns.
-_SET_COLUMNS = tuple(c.name for c in leads.columns if c.name not in ("id", "org_id"))
 
 
 def find_leads(
@@ -44,32 +41,3 @@ def find_leads(
         else:
             foreign.add(values[0])
     return own, foreign
-
-
-def replace_leads(
-    conn: Connection,
-    *,
-    org_id: int,
-    changes: Sequence[tuple[Row, Row]],
-    rollups: RollupChanges | None = None,
-) -> int:
-    """Rewrite stored leads of `org_id` in place: each change is (stored row, new row).
-    The rollups move now, or in `rollups` if the caller gathers them."""
-    if not changes:
-        return 0
-    statement = leads.update().where(
-        leads.c.org_id == org_id, leads.c.id == sa.bindparam("_id")
-    )
-    params = []
-    for _, new in changes:
-        full = with_derived_columns(new)
-        params.append({"_id": new["id"], **{c: full.get(c) for c in _SET_COLUMNS}})
-    conn.execute(statement, params)
-    record_changes(
-        conn,
-        org_id=org_id,
-        removed=[old for old, _ in changes],
-        added=[new for _, new in changes],
-        gather=rollups,
-    )
-    return len(changes)

@@ -20,10 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from leads_api.errors import UsageError, ValidationError
 from leads_api.lead import now_ms
 from leads_api.store import Store
-from leads_api.store.rollups import RollupChanges
 from leads_api.store.tenants import Organization, require_organization
-from leads_api.store.upserts import find_leads, replace_leads
-from leads_api.store.writes import insert_leads
+from leads_api.store.unit_of_work import LeadWrites, lead_writes
+from leads_api.store.upserts import find_leads
 from leads_api.transfer.checking import Checked, checked_chunks
 from leads_api.transfer.formats import Record
 from leads_api.transfer.progress import Tracker
@@ -69,9 +68,9 @@ def import_records(
     try:
         with store.bulk_write() as conn:
             org = require_organization(conn, org_name)
-            load = _Load(conn, org, report, skip_invalid=skip_invalid)
-            load.run(records, progress)
-            load.rollups.flush(conn, org_id=org.id)
+            # One unit of work for the whole run: the rollups move once, before the commit.
+            with lead_writes(conn, org_id=org.id) as writes:
+                _Load(conn, writes, org, report, skip_invalid=skip_invalid).run(records, progress)
             if report.problems and not skip_invalid:
                 raise _Rollback
     except _Rollback:
@@ -92,16 +91,21 @@ class _Load:
     """One import run inside its transaction."""
 
     def __init__(
-        self, conn: Connection, org: Organization, report: ImportReport, *, skip_invalid: bool
+        self,
+        conn: Connection,
+        writes: LeadWrites,
+        org: Organization,
+        report: ImportReport,
+        *,
+        skip_invalid: bool,
     ) -> None:
         self.conn = conn
+        self.writes = writes
         self.org = org
         self.report = report
         self.skip_invalid = skip_invalid
         self.now = now_ms()
         self.lines_of_ids: dict[str, int] = {}  # every id seen so far, by its first line
-        # The count rollups' moves for the whole run, written once before the commit.
-        self.rollups = RollupChanges()
 
     def run(self, records: Iterable[Record], progress: Tracker | None) -> None:
         for chunk in checked_chunks(records, CHUNK_SIZE):
@@ -131,13 +135,8 @@ class _Load:
                 self._problem(line, error.message)
         if self.report.problems and not self.skip_invalid:
             return  # the transaction will be rolled back: keep checking, stop writing
-        org_id = self.org.id
-        self.report.created += insert_leads(
-            self.conn, org_id=org_id, rows=new, rollups=self.rollups
-        )
-        self.report.updated += replace_leads(
-            self.conn, org_id=org_id, changes=changed, rollups=self.rollups
-        )
+        self.report.created += self.writes.insert(new)
+        self.report.updated += self.writes.replace(changed)
 
     def _read(self, checked: Checked) -> Incoming | None:
         incoming, line = checked.incoming, checked.line

@@ -1,0 +1,209 @@
+"""The one write path: every change of an organization's leads goes through a `LeadWrites`.
+
+Callers say *what* changed (new rows, rewritten rows, an update of some matched leads);
+the unit of work makes the derived state follow, in the write's own transaction:
+
+1. before any lead row is touched, it takes the organization's next change position
+   (`tenants.take_change_position`: the data version moves, and the organization's row
+   stays locked until commit, so writers of one organization follow each other);
+2. every lead it writes is stamped with that position (`change_seq`, the change feed's
+   order) and gets its derived search and ordering columns;
+3. at the end (`flush`, done by `lead_writes` on leaving the block) every rollup moves by
+   the rows removed and added, and the write listeners (the webhook outbox) are told which
+   leads were created or changed.
+
+Nothing outside this module moves rollups, versions or positions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from leads_api.lead import with_derived_columns
+from leads_api.store.rollups import ROLLUP_COLUMNS, RollupChanges
+from leads_api.store.schema import CHANGE_SEQ_COLUMN, leads
+from leads_api.store.tenants import take_change_position
+
+Row = Mapping[str, Any]
+
+_LEAD_COLUMNS = tuple(c.name for c in leads.columns)
+_INSERT = f"INSERT INTO {leads.name} ({', '.join(_LEAD_COLUMNS)}) VALUES ({{markers}})"
+_row_values = itemgetter(*_LEAD_COLUMNS)  # a row's values in column order, at C speed
+# Everything a rewrite may set: the lead's columns but its id and organization.
+_SET_COLUMNS = tuple(c for c in _LEAD_COLUMNS if c not in ("id", "org_id"))
+# From this many rows on, PostgreSQL gets them by COPY: a few times quicker than INSERTs.
+COPY_FROM_ROWS = 100
+
+_COPY_LEADS = sql.SQL("COPY {} ({}) FROM STDIN").format(
+    sql.Identifier(leads.name), sql.SQL(", ").join(map(sql.Identifier, _LEAD_COLUMNS))
+)
+
+
+@dataclass(frozen=True)
+class LeadEvent:
+    """One lead written by a unit of work."""
+
+    lead_id: str
+    created: bool  # a new lead (POST, import); else an update (PATCH, import)
+    old_status: str | None  # None when created
+    new_status: str
+
+
+# Called inside the write's transaction, after its lead rows are written and before commit,
+# once per unit of work with its events in the order the leads were written.
+WriteListener = Callable[[Connection, int, Sequence[LeadEvent]], None]
+_LISTENERS: list[WriteListener] = []
+
+
+def add_write_listener(listener: WriteListener) -> None:
+    """Tell `listener` about every unit of work from now on (in every transaction)."""
+    if listener not in _LISTENERS:
+        _LISTENERS.append(listener)
+
+
+class LeadWrites:
+    """The changes of one organization's leads within one transaction."""
+
+    def __init__(self, conn: Connection, *, org_id: int) -> None:
+        self.conn = conn
+        self.org_id = org_id
+        self._position: int | None = None
+        self._rollups = RollupChanges()
+        self._events: list[LeadEvent] = []
+
+    @property
+    def position(self) -> int:
+        """This write's change position, taken on first use (see the module's doc)."""
+        if self._position is None:
+            self._position = take_change_position(self.conn, org_id=self.org_id)
+        return self._position
+
+    def lock(self) -> None:
+        """Take the position now, before locking any lead row: every writer of the
+        organization takes its row first and lead rows after, so none can deadlock."""
+        _ = self.position
+
+    def insert(self, rows: Iterable[Row]) -> int:
+        """Insert new leads; every row gets every column (absent ones as NULL)."""
+        batch = [self._complete(row) for row in rows]
+        if not batch:
+            return 0
+        conn = self.conn
+        if len(batch) >= COPY_FROM_ROWS and conn.dialect.name == "postgresql":
+            _copy(conn, batch)
+        else:
+            # Plain tuples to the driver: SQLAlchemy's per-row parameter handling for ~50
+            # columns cost as much as SQLite's own insert work.
+            marker = "%s" if conn.dialect.name == "postgresql" else "?"
+            conn.exec_driver_sql(
+                _INSERT.format(markers=", ".join([marker] * len(_LEAD_COLUMNS))),
+                [_row_values(row) for row in batch],
+            )
+        self._rollups.add(added=batch)
+        if _LISTENERS:
+            self._events += [LeadEvent(r["id"], True, None, r["status"]) for r in batch]
+        return len(batch)
+
+    def replace(self, changes: Sequence[tuple[Row, Row]]) -> int:
+        """Rewrite stored leads in place: each change is (stored row, new row)."""
+        if not changes:
+            return 0
+        position = self.position
+        statement = leads.update().where(
+            leads.c.org_id == self.org_id, leads.c.id == sa.bindparam("_id")
+        )
+        params = []
+        for _, new in changes:
+            full = with_derived_columns(new)
+            values = {c: full.get(c) for c in _SET_COLUMNS}
+            values[CHANGE_SEQ_COLUMN] = position
+            params.append({"_id": new["id"], **values})
+        self.conn.execute(statement, params)
+        self._rollups.add(removed=[old for old, _ in changes], added=[new for _, new in changes])
+        if _LISTENERS:
+            self._events += [
+                LeadEvent(new["id"], False, old["status"], new["status"]) for old, new in changes
+            ]
+        return len(changes)
+
+    def update(self, matched: Sequence[Row], values: Mapping[str, Any]) -> list[Row]:
+        """Apply `values` (column -> value or SQL expression over the row) to the `matched`
+        leads (their ids and ROLLUP_COLUMNS as stored, locked by the caller after `lock()`).
+        The rollups move by what the database wrote, read back with RETURNING."""
+        if not matched:
+            return []
+        ids = [row["id"] for row in matched]
+        written = {
+            row["id"]: dict(row)
+            for row in self.conn.execute(
+                leads.update()
+                .where(leads.c.org_id == self.org_id, leads.c.id.in_(ids))
+                .values({**values, CHANGE_SEQ_COLUMN: self.position})
+                .returning(leads.c.id, *(leads.c[c] for c in ROLLUP_COLUMNS))
+            ).mappings()
+        }
+        after: list[Row] = [written[i] for i in ids]
+        self._rollups.add(removed=matched, added=after)
+        if _LISTENERS:
+            self._events += [
+                LeadEvent(old["id"], False, old["status"], new["status"])
+                for old, new in zip(matched, after, strict=True)
+            ]
+        return after
+
+    def flush(self) -> None:
+        """Move the rollups and tell the listeners; called once, before commit."""
+        if self._position is None:
+            return  # nothing was written
+        self._rollups.flush(self.conn, org_id=self.org_id)
+        events, self._events = self._events, []
+        for listener in _LISTENERS:
+            listener(self.conn, self.org_id, events)
+
+    def _complete(self, row: Row) -> dict[str, Any]:
+        full = dict.fromkeys(_LEAD_COLUMNS)
+        full.update(with_derived_columns(row))
+        full[CHANGE_SEQ_COLUMN] = self.position
+        full["org_id"] = self.org_id  # last: a row can never name another organization
+        return full
+
+
+@contextmanager
+def lead_writes(conn: Connection, *, org_id: int) -> Iterator[LeadWrites]:
+    """A unit of work for `org_id`'s leads on `conn`'s open transaction, flushed when the
+    block ends normally (an error leaves it unflushed; the transaction rolls back)."""
+    writes = LeadWrites(conn, org_id=org_id)
+    yield writes
+    writes.flush()
+
+
+def insert_leads(conn: Connection, *, org_id: int, rows: Iterable[Row]) -> int:
+    """Insert new leads for `org_id` as one unit of work (seeding, tests, the demo)."""
+    with lead_writes(conn, org_id=org_id) as writes:
+        return writes.insert(rows)
+
+
+def _copy(conn: Connection, batch: Sequence[Row]) -> None:
+    """COPY on the connection's own psycopg connection, inside its open transaction."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    try:
+        with raw.cursor() as cursor, cursor.copy(_COPY_LEADS) as copy:
+            for row in batch:
+                copy.write_row(_row_values(row))
+    except psycopg.Error as error:
+        # The raw connection bypasses SQLAlchemy's wrapping: wrap as it would, so callers
+        # see IntegrityError / OperationalError (a 503) like for any other statement.
+        raise DBAPIError.instance(
+            "COPY leads", None, error, psycopg.Error, dialect=conn.dialect
+        ) from error
