@@ -1,7 +1,8 @@
 """The transactional outbox: each change of leads writes its webhook messages in its own
 transaction, so an acknowledged write always has its events and a rolled-back one none.
 
-`record_events` is the unit of work's write listener (registered by `store/__init__.py`).
+`record_events` runs as a write listener of the unit of work (registered below, when the
+store package is imported), once per unit of work, before its commit.
 For an organization without enabled subscriptions it costs one indexed query. Otherwise
 each changed lead's object is stored once (`webhook_events`, as GET returns it after the
 change) and fanned out to the subscriptions' messages (`webhook_outbox`) with one
@@ -11,7 +12,6 @@ INSERT ... SELECT per event type, however many leads changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -21,25 +21,13 @@ from leads_api.fields import LEAD_FIELDS
 from leads_api.lead import now_ms, object_builder
 from leads_api.store.schema import leads, organizations, webhook_events, webhook_outbox, webhooks
 from leads_api.store.sql import columns_for
+from leads_api.store.unit_of_work import LeadEvent, add_write_listener
 from leads_api.webhook_input import EVENT_TYPES, POSITION_STRIDE, EventType
 
 READ_CHUNK = 1_000  # lead ids per SELECT ... IN
 
 
-class LeadChange(Protocol):
-    """What the unit of work reports of each lead it wrote (its LeadEvent)."""
-
-    @property
-    def lead_id(self) -> str: ...
-    @property
-    def created(self) -> bool: ...
-    @property
-    def old_status(self) -> str | None: ...
-    @property
-    def new_status(self) -> str: ...
-
-
-def record_events(conn: Connection, *, org_id: int, events: Sequence[LeadChange]) -> int:
+def record_events(conn: Connection, *, org_id: int, events: Sequence[LeadEvent]) -> int:
     """Write the messages `events` cause for `org_id`'s enabled subscriptions, inside the
     caller's transaction; returns how many changes were stored."""
     if not events:
@@ -56,8 +44,10 @@ def record_events(conn: Connection, *, org_id: int, events: Sequence[LeadChange]
     if not wanted:
         return 0
     if conn.dialect.name == "postgresql":
-        # The fan-out below selects this write's changes by their range of seq; writers of
-        # one organization take turns here, so no other write's changes fall in the range.
+        # The fan-out below selects this write's changes by their range of seq, so no other
+        # write of the organization may add changes meanwhile. The unit of work already
+        # holds this lock (its change position); taking it again costs nothing and keeps
+        # the outbox right whoever calls it.
         conn.execute(
             sa.select(organizations.c.id).where(organizations.c.id == org_id).with_for_update()
         )
@@ -86,7 +76,7 @@ def record_events(conn: Connection, *, org_id: int, events: Sequence[LeadChange]
     return len(rows)
 
 
-def _reports(event_type: EventType, change: LeadChange) -> bool:
+def _reports(event_type: EventType, change: LeadEvent) -> bool:
     if event_type.when_column == "created":
         return change.created is event_type.when_value
     return (not change.created and change.old_status != change.new_status) is event_type.when_value
@@ -149,3 +139,10 @@ def _fan_out(
             source,
         )
     )
+
+
+def _on_lead_writes(conn: Connection, org_id: int, events: Sequence[LeadEvent]) -> None:
+    record_events(conn, org_id=org_id, events=events)
+
+
+add_write_listener(_on_lead_writes)
