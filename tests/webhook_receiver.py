@@ -54,7 +54,9 @@ class Receiver:
 
     @property
     def port(self) -> int:
-        assert self._server is not None
+        if self._server is None:
+            assert self._port, "not started, and no port chosen"
+            return self._port
         return int(self._server.server_address[1])
 
     @property

@@ -69,6 +69,7 @@ class Deliverer:
         self.allow_private = allow_private_from_env() if allow_private is None else allow_private
         self.claimer = new_claimer()
         self._rng = random.Random()
+        self.attempted = 0  # attempts made by this deliverer (for tests and benchmarks)
         self._touched: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -183,6 +184,7 @@ class Deliverer:
     async def _attempt(
         self, http: httpx.AsyncClient, signing: Signing, where: Destination, message: Message
     ) -> Attempt:
+        self.attempted += 1
         started = now_ms()
         clock = time.perf_counter()
         headers = message_headers(signing.secrets, message.event_id, int(time.time()), message.body)
