@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from server import Server, leads_api_command, run_cli, running_server
-from webhook_receiver import Receiver
+from webhook_receiver import Receiver, Reply
 
 pytestmark = pytest.mark.server
 
@@ -115,6 +115,7 @@ def test_a_sigkill_mid_burst_loses_no_acknowledged_event(
                     assert killed.is_set()
                     return
 
+    receiver.respond = lambda _m: Reply(delay_s=0.02)  # so some are in flight at the kill
     try:
         with server.client(api_key) as http:
             subscribe(http, receiver)
