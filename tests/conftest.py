@@ -34,6 +34,24 @@ DAY_MS = 86_400_000
 BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`-m sqlite` and `-m postgres` each select exactly their half of the suite: a test
+    parametrised over `database_url` is marked by its parameter already; one that asks for
+    one database's URL alone gets that database's mark; a test of no database (pure code)
+    gets both, so it runs in either half."""
+    for item in items:
+        if item.get_closest_marker("sqlite") or item.get_closest_marker("postgres"):
+            continue
+        names = set(getattr(item, "fixturenames", ()))
+        if "sqlite_url" in names and "postgres_url" not in names:
+            item.add_marker(pytest.mark.sqlite)
+        elif "postgres_url" in names and "sqlite_url" not in names:
+            item.add_marker(pytest.mark.postgres)
+        else:
+            item.add_marker(pytest.mark.sqlite)
+            item.add_marker(pytest.mark.postgres)
+
+
 @pytest.fixture(scope="session")
 def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'leads.db'}"

@@ -78,7 +78,9 @@ def test_success_envelope(client: TestClient, add_leads: AddLeads) -> None:
     assert list(body) == ["success", "data", "meta"]
     assert body["success"] is True
     assert list(body["meta"]) == ["pagination", "requestId", "timestamp"]
-    assert list(body["meta"]["pagination"]) == ["limit", "page", "totalPages", "total", "hasMore"]
+    assert list(body["meta"]["pagination"]) == [
+        "limit", "page", "totalPages", "total", "hasMore", "nextCursor"
+    ]
     assert_meta(response, body["meta"])
 
 
@@ -99,10 +101,20 @@ def test_every_request_gets_its_own_id(client: TestClient) -> None:
     assert len(ids) == 10
 
 
+def offset_pagination(body: dict[str, Any]) -> dict[str, Any]:
+    """`meta.pagination` without its nextCursor, which must be there exactly when more
+    pages follow (tests/test_cursors.py checks where it leads)."""
+    pagination = dict(body["meta"]["pagination"])
+    cursor = pagination.pop("nextCursor")
+    assert (cursor is not None) == pagination["hasMore"]
+    assert cursor is None or isinstance(cursor, str)
+    return pagination
+
+
 def test_an_empty_organization_lists_nothing(client: TestClient) -> None:
     body = listed(client)
     assert body["data"] == []
-    assert body["meta"]["pagination"] == {
+    assert offset_pagination(body) == {
         "limit": 50, "page": 1, "totalPages": 0, "total": 0, "hasMore": False,
     }
 
@@ -142,7 +154,7 @@ def test_pagination(
     add_leads(*({"created_at": ms("2026-01-01T00:00:00") + i} for i in range(count)))
     body = listed(client, qs)
     assert len(body["data"]) == size
-    assert body["meta"]["pagination"] == pagination
+    assert offset_pagination(body) == pagination
 
 
 def test_pages_cover_the_list_once_in_order(client: TestClient, add_leads: AddLeads) -> None:
@@ -159,7 +171,7 @@ def test_total_counts_the_filter_not_the_page(client: TestClient, add_leads: Add
     add_leads(*({"status": "won"} for _ in range(5)), *({"status": "lost"} for _ in range(4)))
     body = listed(client, "status=won&limit=2&page=2")
     assert len(body["data"]) == 2
-    assert body["meta"]["pagination"] == {
+    assert offset_pagination(body) == {
         "limit": 2, "page": 2, "totalPages": 3, "total": 5, "hasMore": True,
     }
 

@@ -364,10 +364,36 @@ def test_list_matches_the_reference(
         response = client.get(f"/api/leads?{query}", headers={"X-API-KEY": key})
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["meta"]["pagination"] == expected.pagination
+        pagination = dict(body["meta"]["pagination"])
+        cursor = pagination.pop("nextCursor")
+        assert pagination == expected.pagination
         assert body["data"] == expected.data
         # Equal JSON text also means the same key order and `5000`, not `5000.0`.
         assert json.dumps(body["data"]) == json.dumps(expected.data)
+        assert (cursor is not None) == expected.pagination["hasMore"]
+        walk_cursors(client, key, objects, pairs, expected.pagination["page"], cursor)
+
+
+CURSOR_STEPS = 3  # pages followed by cursor after each query
+
+
+def walk_cursors(client: TestClient, key: str, objects: list[dict[str, Any]],
+                 pairs: list[tuple[str, str]], page: int, cursor: str | None) -> None:
+    """Following nextCursor gives the reference's next pages, by keyset instead of offset."""
+    for _ in range(CURSOR_STEPS):
+        if cursor is None:
+            return
+        page += 1
+        expected = list_leads(objects, [p for p in pairs if p[0] != "page"] + [("page", str(page))])
+        response = client.get("/api/leads", params={"cursor": cursor}, headers={"X-API-KEY": key})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["data"] == expected.data
+        pagination = body["meta"]["pagination"]
+        cursor = pagination["nextCursor"]
+        assert pagination["page"] is None
+        assert pagination["total"] == expected.pagination["total"]
+        assert pagination["hasMore"] == expected.pagination["hasMore"] == (cursor is not None)
 
 
 # --- the reference itself, on the contract's own examples ---------------------------------

@@ -7,6 +7,7 @@ here with `datetime`, independently of the parser's own date code.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,7 +46,9 @@ T10 = ms("2026-03-01T10:00:00")  # 2026-03-01T10:00:00Z
 
 
 def parse(qs: str) -> ListQuery:
-    return parse_list_query(split_query_string(qs))
+    """The parsed query, without the parameters it keeps as given for its next cursor
+    (`shape`; tests/test_cursors.py covers those)."""
+    return replace(parse_list_query(split_query_string(qs)), shape=())
 
 
 def rejection(qs: str) -> ApiError:

@@ -144,3 +144,24 @@ def test_the_comparison_would_see_a_difference(store: Store) -> None:
     assert [(d[0], d[2], d[3].name) for d in differences] == [
         ("remove_column", "leads", "not_declared")
     ]
+
+
+# --- the suite's two halves ----------------------------------------------------------------
+
+
+def test_each_mark_selects_exactly_its_half_of_the_suite(request: pytest.FixtureRequest) -> None:
+    """`-m sqlite` / `-m postgres` select by these marks: every test carries the mark of
+    each database it runs on, and a test of no database carries both."""
+    items = request.session.items
+    assert len(items) > 1
+    for item in items:
+        marks = {m for m in ("sqlite", "postgres") if item.get_closest_marker(m)}
+        backend = next((m for m in ("sqlite", "postgres") if f"[{m}" in item.nodeid
+                        or f"-{m}" in item.nodeid), None)
+        names = set(getattr(item, "fixturenames", ()))
+        if backend is not None:
+            assert marks == {backend}, item.nodeid
+        elif names & {"sqlite_url", "postgres_url", "database_url", "store"}:
+            assert len(marks) == 1, item.nodeid
+        else:
+            assert marks == {"sqlite", "postgres"}, item.nodeid

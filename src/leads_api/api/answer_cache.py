@@ -37,6 +37,7 @@ class _Flight:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.answer: bytes | None = None  # None if it failed: waiters compute their own
+        self.exact = False  # the answer is exactly the version's (see AnswerCache.answer)
 
 
 class AnswerCache:
@@ -74,18 +75,20 @@ class AnswerCache:
         version: int,
         compute: Callable[[], bytes],
         still_at_version: Callable[[], bool],
-    ) -> bytes:
+    ) -> tuple[bytes, bool]:
         """The answer kept for `version`, or `compute()`'s, kept if `still_at_version()`
-        (no write committed while it was computed, so it is exactly version's answer)."""
+        (no write committed while it was computed, so it is exactly version's answer); and
+        whether it is exactly version's answer (an ETag may then name it)."""
         if not self.enabled:
-            return compute()
+            answer = compute()
+            return answer, still_at_version()
         key = (org_id, query_string)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] == version:
                 self.hits += 1
                 self._entries.move_to_end(key)
-                return entry[1]
+                return entry[1], True
             flight = self._flights.get((key, version))
             leader = flight is None
             if flight is None:
@@ -96,14 +99,16 @@ class AnswerCache:
             if flight.answer is not None:
                 with self._lock:
                     self.shared += 1
-                return flight.answer
-            return compute()
+                return flight.answer, flight.exact
+            answer = compute()
+            return answer, still_at_version()
         try:
             answer = compute()
+            flight.exact = still_at_version()
             flight.answer = answer
-            if still_at_version():
+            if flight.exact:
                 self.put(org_id, query_string, version, answer)
-            return answer
+            return answer, flight.exact
         finally:
             with self._lock:
                 del self._flights[(key, version)]

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from leads_api.api.answer_cache import AnswerCache
+from leads_api.api.changes import changes_endpoint
 from leads_api.api.check import check_endpoint
 from leads_api.api.errors import on_api_error, on_http_exception, on_unexpected
 from leads_api.api.read import list_leads_endpoint, one_lead_endpoint
@@ -47,6 +48,8 @@ def create_app(
             ),
             methods=["GET", "POST", "PATCH"],
         ),
+        # Before /api/leads/{lead_id}: no lead id is "changes" (ids start with lead_).
+        Route("/api/leads/changes", changes_endpoint, methods=["GET"]),
         Route("/api/leads/{lead_id:str}", one_lead_endpoint, methods=["GET"]),
         Route("/api/check", check_endpoint, methods=["GET", "POST"]),
         Route("/api/stats", stats_endpoint, methods=["POST"]),

@@ -51,12 +51,17 @@ def success(
     )
 
 
-def success_head(data: Any, *, pagination: dict[str, Any] | None = None) -> bytes:
+def success_head(
+    data: Any, *, pagination: dict[str, Any] | None = None, meta: dict[str, Any] | None = None
+) -> bytes:
     """The start of a success body: all of it but this response's requestId and timestamp,
-    which success_from_head appends (the answer cache keeps heads)."""
+    which success_from_head appends (the answer cache keeps heads). `meta` entries come
+    after the pagination."""
     head = b'{"success":true,"data":' + orjson.dumps(data) + b',"meta":{'
     if pagination is not None:
         head += b'"pagination":' + orjson.dumps(pagination) + b","
+    for name, value in (meta or {}).items():
+        head += orjson.dumps(name) + b":" + orjson.dumps(value) + b","
     return head
 
 

@@ -1,4 +1,4 @@
-"""GET /api/leads and GET /api/leads/{id}: auth -> parse -> store -> render."""
+"""GET /api/leads and GET /api/leads/{id}: auth -> (304?) -> parse -> store -> render."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from starlette.responses import Response
 
 from leads_api.api.answer_cache import AnswerCache
 from leads_api.api.auth import key_from_headers, require_caller
-from leads_api.api.envelope import success, success_from_head, success_head
+from leads_api.api.conditional import client_has, etag, not_modified
+from leads_api.api.envelope import success_from_head, success_head
 from leads_api.api.render import page_objects, pagination
 from leads_api.errors import NotFound
 from leads_api.lead import row_to_object
@@ -29,19 +30,25 @@ async def list_leads_endpoint(request: Request) -> Response:
         with store.read() as conn:
             caller = require_caller(conn, key)
             org_id, version = caller.org.id, caller.data_version
+            tag = etag(request, org_id=org_id, data_version=version)
+            if client_has(request, tag):
+                return not_modified(request, tag)
 
             def compute() -> bytes:
-                query = parse_list_query(split_query_string(query_string))
+                pairs = split_query_string(query_string)
+                query = parse_list_query(pairs, org_id=org_id)
                 page = list_leads(conn, org_id=org_id, query=query)
-                return success_head(page_objects(page), pagination=pagination(query, page.total))
+                return success_head(
+                    page_objects(page), pagination=pagination(query, page, org_id=org_id)
+                )
 
             def still_at_version() -> bool:
                 # Each statement may see a newer snapshot on PostgreSQL: the answer is
                 # exactly version's only if no write committed while it was computed.
                 return data_version(conn, org_id=org_id) == version
 
-            head = cache.answer(org_id, query_string, version, compute, still_at_version)
-        return success_from_head(request, head)
+            head, exact = cache.answer(org_id, query_string, version, compute, still_at_version)
+        return success_from_head(request, head, headers={"ETag": tag} if exact else None)
 
     return await run_in_threadpool(work)
 
@@ -55,13 +62,19 @@ async def one_lead_endpoint(request: Request) -> Response:
     def work() -> Response:
         with store.read() as conn:
             caller = require_caller(conn, key)
+            org_id, version = caller.org.id, caller.data_version
+            tag = etag(request, org_id=org_id, data_version=version)
+            if client_has(request, tag):
+                return not_modified(request, tag)
             fields = parse_one_lead_query(split_query_string(query_string))
             found = None
             if "\x00" not in lead_id:  # no stored id holds NUL; PostgreSQL would refuse it
-                found = get_lead(conn, org_id=caller.org.id, lead_id=lead_id, fields=fields)
-        if found is None:
-            raise NotFound(f"No lead with id {lead_id!r}", parameter="id", id=lead_id)
+                found = get_lead(conn, org_id=org_id, lead_id=lead_id, fields=fields)
+            if found is None:
+                raise NotFound(f"No lead with id {lead_id!r}", parameter="id", id=lead_id)
+            exact = store.dialect == "sqlite" or data_version(conn, org_id=org_id) == version
         chosen, row = found
-        return success(request, row_to_object(chosen, row))
+        head = success_head(row_to_object(chosen, row))
+        return success_from_head(request, head, headers={"ETag": tag} if exact else None)
 
     return await run_in_threadpool(work)

@@ -9,7 +9,12 @@ from leads_api.query.model import (
     SortKey,
     TextIn,
 )
-from leads_api.query.parser import parse_list_query, parse_one_lead_query, split_query_string
+from leads_api.query.parser import (
+    parse_changes_query,
+    parse_list_query,
+    parse_one_lead_query,
+    split_query_string,
+)
 
 __all__ = [
     "Exists",
@@ -19,6 +24,7 @@ __all__ = [
     "Search",
     "SortKey",
     "TextIn",
+    "parse_changes_query",
     "parse_list_query",
     "parse_one_lead_query",
     "split_query_string",

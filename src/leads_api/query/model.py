@@ -20,6 +20,8 @@ from leads_api.fields import FIELDS_BY_NAME, Field
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+DEFAULT_FEED_LIMIT = 100
+MAX_FEED_LIMIT = 1_000
 MAX_PAGE = 10**18 - 1  # far past any real last page, and within a 64-bit JSON integer
 MAX_SEARCH_LENGTH = 200
 # Filter values in one request, all parameters together: each becomes one or two bound SQL
@@ -62,6 +64,17 @@ class SortKey:
 
 DEFAULT_SORT: tuple[SortKey, ...] = (SortKey(FIELDS_BY_NAME["createdAt"], descending=True),)
 
+KeysetValue = int | str | None
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """Where a cursor's page starts: after the lead with these sort-column values (one per
+    sort key, as stored: epoch ms, cents, case-folded text) and this id."""
+
+    values: tuple[KeysetValue, ...]
+    lead_id: str
+
 
 @dataclass(frozen=True)
 class ListQuery:
@@ -71,12 +84,41 @@ class ListQuery:
     limit: int = DEFAULT_LIMIT
     page: int = 1
     fields: tuple[Field, ...] | None = None  # None = every field; else in lead-object order
+    after: Keyset | None = None  # a cursor's page: the leads after this one (page is 1)
+    # The parameters that define the list (filters, search, sort, fields) as the client gave
+    # them: what the answer's next cursor carries, so that it continues this very query.
+    shape: tuple[tuple[str, str], ...] = ()
 
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.limit
 
     @property
+    def by_cursor(self) -> bool:
+        return self.after is not None
+
+    @property
     def ties_descending(self) -> bool:
         """Ties are broken by id in the direction of the last sort key."""
         return self.sort[-1].descending
+
+
+@dataclass(frozen=True)
+class FeedPosition:
+    """A place in an organization's change feed: after lead `lead_id` at position `seq`
+    (the beginning is (0, ""))."""
+
+    seq: int
+    lead_id: str
+
+
+FEED_START = FeedPosition(0, "")
+
+
+@dataclass(frozen=True)
+class ChangesQuery:
+    """GET /api/leads/changes: the leads changed after `since` that match `filters` (its
+    predicates, search, fields and limit; its sort and page are not used)."""
+
+    filters: ListQuery
+    since: FeedPosition

@@ -12,7 +12,9 @@ leads_api.errors.InvalidFilter: value[gte] must be a number like 100 or 99.50, n
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from fractions import Fraction
 from urllib.parse import parse_qsl
 
@@ -31,20 +33,26 @@ from leads_api.fields import (
     describe_operators,
 )
 from leads_api.query.model import (
+    DEFAULT_FEED_LIMIT,
     DEFAULT_LIMIT,
     DEFAULT_SORT,
+    FEED_START,
+    MAX_FEED_LIMIT,
     MAX_FILTER_VALUES,
     MAX_LIMIT,
     MAX_PAGE,
     MAX_SEARCH_LENGTH,
+    ChangesQuery,
     Exists,
     IntRanges,
+    Keyset,
     ListQuery,
     Predicate,
     Search,
     SortKey,
     TextIn,
 )
+from leads_api.query.tokens import decode_cursor, decode_position, malformed
 from leads_api.query.values import (
     BadValue,
     Range,
@@ -60,6 +68,12 @@ SINGLE_PARAMETERS = ("limit", "page", "sort", "search", "fields")
 # Of those, the ones that take a comma list: `sort=,` has no items, so it is absent too.
 LIST_PARAMETERS = ("sort", "fields")
 LEGACY_FILTERS = {"updated_after": ("updatedAt", "gte")}
+CURSOR = "cursor"  # GET /api/leads: continue the query a cursor came from
+SINCE = "since"  # GET /api/leads/changes: the position to continue from
+# Not part of what a cursor carries: the page, its size, and the cursor itself.
+NOT_IN_SHAPE = ("limit", "page", CURSOR)
+# The change feed's order is the order of changes, and it has no pages.
+NOT_IN_FEED = ("sort", "page", CURSOR)
 
 _BRACKETED = re.compile(r"([^\[\]]+)\[([^\[\]]*)\]")
 _DIGITS = re.compile(r"[0-9]+")
@@ -71,8 +85,61 @@ def split_query_string(query_string: str) -> list[tuple[str, str]]:
     return parse_qsl(query_string, keep_blank_values=True, errors="replace")
 
 
-def parse_list_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
-    """The whole list query: pagination, sort, search, fields and filters."""
+def parse_list_query(pairs: Iterable[tuple[str, str]], *, org_id: int | None = None) -> ListQuery:
+    """The whole list query: pagination, sort, search, fields and filters, or a `cursor`
+    (of organization `org_id`; None: cursors are not accepted) that carries them."""
+    pairs = list(pairs)
+    token = _single(pairs, CURSOR)
+    if token is None:
+        query = _parse([p for p in pairs if p[0] != CURSOR], DEFAULT_LIMIT, MAX_LIMIT)
+        return replace(query, shape=_shape(pairs))
+    if org_id is None:
+        raise ValidationError("cursor is accepted by GET /api/leads only", parameter=CURSOR)
+    cursor = decode_cursor(token, org_id=org_id)
+    if any(name in NOT_IN_SHAPE for name, _ in cursor.pairs):
+        raise malformed(CURSOR)
+    carried = Counter(cursor.pairs)
+    limit: list[tuple[str, str]] = [("limit", str(cursor.limit))]
+    for name, value in pairs:
+        if name == CURSOR or not value.strip():
+            continue
+        if name == "limit":
+            limit = [(name, value)]
+        elif name == "page":
+            raise ValidationError(
+                "page cannot be combined with cursor: a cursor continues its query after its "
+                "last lead (send limit to change the page size)",
+                parameter="page",
+            )
+        elif carried[(name, value)] > 0:
+            carried[(name, value)] -= 1  # the same parameter the cursor carries: fine
+        else:
+            raise ValidationError(
+                f"{name} contradicts the cursor: a cursor carries its query's filters, search, "
+                "sort and fields; send the cursor alone (and limit)",
+                parameter=name,
+            )
+    query = _parse([*cursor.pairs, *limit], DEFAULT_LIMIT, MAX_LIMIT)
+    return replace(query, after=_keyset(query, cursor.after), shape=cursor.pairs)
+
+
+def parse_changes_query(pairs: Iterable[tuple[str, str]], *, org_id: int) -> ChangesQuery:
+    """GET /api/leads/changes: `since`, `limit` (1..1000), `fields`, filters and search."""
+    pairs = list(pairs)
+    for name, value in pairs:
+        if name in NOT_IN_FEED and value.strip():
+            raise ValidationError(
+                f"{name} is not accepted by the change feed: its leads come in the order they "
+                "changed; follow meta.changes.next with since",
+                parameter=name,
+            )
+    token = _single(pairs, SINCE)
+    since = FEED_START if token is None else decode_position(token, org_id=org_id)
+    rest = [(n, v) for n, v in pairs if n not in (SINCE, *NOT_IN_FEED)]
+    return ChangesQuery(_parse(rest, DEFAULT_FEED_LIMIT, MAX_FEED_LIMIT), since)
+
+
+def _parse(pairs: Iterable[tuple[str, str]], default_limit: int, max_limit: int) -> ListQuery:
     single: dict[str, str] = {}
     plain: dict[str, list[str]] = {}
     operated: list[tuple[str, Field, str, str]] = []
@@ -114,12 +181,47 @@ def parse_list_query(pairs: Iterable[tuple[str, str]]) -> ListQuery:
         predicates=tuple(predicates),
         search=_search(single.get("search")),
         sort=_sort(single.get("sort")),
-        limit=_positive_int(
-            "limit", single.get("limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT
-        ),
+        limit=_positive_int("limit", single.get("limit"), default=default_limit, maximum=max_limit),
         page=_positive_int("page", single.get("page"), default=1, maximum=MAX_PAGE),
         fields=_fields(single.get("fields")),
     )
+
+
+def _single(pairs: Sequence[tuple[str, str]], name: str) -> str | None:
+    """The trimmed value of a parameter that may appear once, or None if absent or empty."""
+    found: str | None = None
+    for given, raw in pairs:
+        if given != name:
+            continue
+        _reject_nul(given, raw)
+        value = raw.strip()
+        if not value:
+            continue
+        if found is not None:
+            raise ValidationError(f"{name} may be given only once", parameter=name)
+        found = value
+    return found
+
+
+def _shape(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple((n, v) for n, v in pairs if n not in NOT_IN_SHAPE and v.strip())
+
+
+def _keyset(query: ListQuery, after: Keyset) -> Keyset:
+    """A cursor's keyset, checked against its query's sort: one value per key, of the kind
+    the key's column holds."""
+    if len(after.values) != len(query.sort):
+        raise malformed(CURSOR)
+    for key, value in zip(query.sort, after.values, strict=True):
+        numeric = key.field.kind in (Kind.MONEY, Kind.TIME)
+        fits = (
+            (value is None and key.field.nullable)
+            or (numeric and isinstance(value, int))
+            or (not numeric and isinstance(value, str))
+        )
+        if not fits:
+            raise malformed(CURSOR)
+    return after
 
 
 def parse_one_lead_query(pairs: Iterable[tuple[str, str]]) -> tuple[Field, ...] | None:
@@ -160,7 +262,7 @@ def _resolve_filter_name(name: str) -> tuple[Field, str]:
     if field is None:
         raise InvalidFilter(
             f"Unknown query parameter '{name}'. Filterable fields: {', '.join(FILTERABLE)}; "
-            f"other parameters: {', '.join(SINGLE_PARAMETERS)}, updated_after",
+            f"other parameters: {', '.join(SINGLE_PARAMETERS)}, cursor, updated_after",
             parameter=name,
         )
     if m and op not in BRACKET_OPERATORS:  # `[eq]` too: equality is written `field=v`
@@ -315,7 +417,7 @@ def _reject_nul(name: str, value: str) -> None:
     # the code the parameter's other bad values get (section 2's table).
     if "\x00" in name or "\x00" in value:
         shown = name.replace("\x00", "\\0")
-        error = ValidationError if name in SINGLE_PARAMETERS else InvalidFilter
+        error = ValidationError if name in (*SINGLE_PARAMETERS, CURSOR, SINCE) else InvalidFilter
         raise error(f"'{shown}' contains a NUL character", parameter=shown)
 
 

@@ -10,13 +10,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leads_api.fields import LEAD_FIELDS, Field
-from leads_api.query.model import ListQuery
+from leads_api.query.model import Keyset, ListQuery
 from leads_api.store.counts import count_leads
 from leads_api.store.schema import leads
 from leads_api.store.sql import (
     columns_for,
+    keyset_clause,
     order_by,
     sort_columns,
+    sort_values,
     where_clause,
     with_search_hint,
 )
@@ -33,10 +35,15 @@ class Page:
     fields: tuple[Field, ...]  # the columns of each row, in lead-object order
     rows: list[Sequence[Any]]
     total: int
+    more: bool = False  # leads follow this page (in the query's order)
+    next_after: Keyset | None = None  # where the page after this one starts, if `more`
 
 
 def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
+    """One page of the query: by offset (`page`), or by keyset after a cursor's lead."""
     fields = query.fields or LEAD_FIELDS
+    if query.after is not None:
+        return _cursor_page(conn, org_id=org_id, query=query, fields=fields)
     if query.search is not None:
         return _searched_page(conn, org_id=org_id, query=query, fields=fields)
     total = count_leads(conn, org_id=org_id, query=query)
@@ -45,7 +52,7 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
     where = where_clause(query, org_id=org_id, dialect=conn.dialect.name)
     if query.offset < DEFERRED_JOIN_OFFSET:
         statement = (
-            sa.select(*columns_for(fields))
+            sa.select(*_selected(fields, query))
             .where(where)
             .order_by(*order_by(query))
             .limit(query.limit)
@@ -61,12 +68,55 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
             .subquery("page_ids")
         )
         statement = (
-            sa.select(*columns_for(fields))
+            sa.select(*_selected(fields, query))
             .join(page_ids, page_ids.c.id == leads.c.id)
             .where(leads.c.org_id == org_id)
             .order_by(*order_by(query))
         )
-    return Page(fields, list(conn.execute(statement).all()), total)
+    rows = list(conn.execute(statement).all())
+    return _page(fields, query, rows, total, more=query.offset + len(rows) < total)
+
+
+def _cursor_page(
+    conn: Connection, *, org_id: int, query: ListQuery, fields: tuple[Field, ...]
+) -> Page:
+    """The leads after the cursor's, by keyset over the sort keys and id: the index walk
+    starts at the cursor, so a far page costs what the first does."""
+    assert query.after is not None
+    total = count_leads(conn, org_id=org_id, query=query)
+    where = where_clause(query, org_id=org_id, dialect=conn.dialect.name)
+    statement = with_search_hint(
+        sa.select(*_selected(fields, query))
+        .where(where, keyset_clause(query, query.after))
+        .order_by(*order_by(query))
+        .limit(query.limit + 1),  # one more: whether another page follows
+        query,
+    )
+    rows = list(conn.execute(statement).all())
+    return _page(fields, query, rows[: query.limit], total, more=len(rows) > query.limit)
+
+
+def _selected(fields: tuple[Field, ...], query: ListQuery) -> list[Any]:
+    """The page's columns, then the sort columns under labels of their own (a next cursor
+    is made of the last row's; they are dropped from what is rendered)."""
+    extras = [c.label(f"_sort_{i}") for i, c in enumerate(sort_columns(query))]
+    return [*columns_for(fields), *extras]
+
+
+def _page(
+    fields: tuple[Field, ...],
+    query: ListQuery,
+    rows: Sequence[Sequence[Any]],
+    total: int,
+    *,
+    more: bool,
+) -> Page:
+    width = len(fields)
+    next_after = None
+    if more and rows:
+        extras = rows[-1][width:]
+        next_after = Keyset(sort_values(query, extras), extras[0])
+    return Page(fields, [row[:width] for row in rows], total, more, next_after)
 
 
 def _searched_page(
@@ -99,14 +149,16 @@ def _searched_page(
         .subquery("page_ids")
     )
     statement = (
-        sa.select(*columns_for(fields), page_ids.c.total)
+        sa.select(*_selected(fields, query), page_ids.c.total)
         .join(page_ids, page_ids.c.id == leads.c.id)
         .where(leads.c.org_id == org_id)
         .order_by(*order_by(query))
     )
     rows: list[Sequence[Any]] = list(conn.execute(statement).all())
     if rows:
-        return Page(fields, [row[:-1] for row in rows], int(rows[0][-1]))
+        total = int(rows[0][-1])
+        more = query.offset + len(rows) < total
+        return _page(fields, query, [row[:-1] for row in rows], total, more=more)
     # No row on this page: either nothing matches, or the page is past the end.
     total = 0 if query.page == 1 else count_leads(conn, org_id=org_id, query=query)
     return Page(fields, [], total)

@@ -19,10 +19,11 @@ that creates and backfills it: the writers and the count planner loop over ROLLU
 
 >>> lead_counts_rollup.key({"status": "won", "source": "api"})
 ('won', 'api')
->>> by_day = ROLLUPS[3]
->>> by_day.table.name, by_day.key({"created_at": 86_400_000 * 3 + 5, "status": "open",
-...                                  "source": "gtm"})
-('lead_counts_by_day', (3, 'open', 'gtm'))
+>>> by_day = next(r for r in ROLLUPS if r.table.name == "lead_counts_by_day")
+>>> by_day.key({"created_at": 86_400_000 * 3 + 5, "status": "open", "source": "gtm"})
+(3, 'open', 'gtm')
+>>> by_day.columns
+('created_at', 'status', 'source')
 """
 
 from __future__ import annotations

@@ -23,19 +23,64 @@ from leads_api.fields import (
     Field,
     sort_column,
 )
-from leads_api.query.model import Exists, IntRanges, ListQuery, Predicate, Search, TextIn
+from leads_api.query.model import (
+    Exists,
+    IntRanges,
+    Keyset,
+    ListQuery,
+    Predicate,
+    Search,
+    TextIn,
+)
 from leads_api.store.schema import leads
 
 TRIGRAM = 3  # a trigram index can only narrow terms of at least three characters
 
 
 def where_clause(query: ListQuery, *, org_id: int, dialect: str) -> ColumnElement[bool]:
-    """The organization scope AND every predicate AND the search."""
+    """The organization scope AND every predicate AND the search (not a cursor's keyset:
+    see keyset_clause)."""
     clauses: list[ColumnElement[bool]] = [leads.c.org_id == org_id]
     clauses.extend(predicate_clause(p) for p in query.predicates)
     if query.search is not None:
         clauses.append(_search(query.search, dialect=dialect))
     return _all_of(clauses)
+
+
+def keyset_clause(query: ListQuery, after: Keyset) -> ColumnElement[bool]:
+    """The leads that come after `after` in the query's order (nulls last, ties by id).
+
+    When every key is one direction and never null, one row comparison
+    `(k1, ..., id) > (v1, ..., id0)` that both databases answer from an index; otherwise
+    the expansion "k1 after v1, or k1 = v1 and k2 after v2, ...".
+    """
+    keys: list[tuple[sa.Column[Any], bool, bool, Any]] = [
+        (leads.c[sort_column(k.field)], k.descending, k.field.nullable, v)
+        for k, v in zip(query.sort, after.values, strict=True)
+    ]
+    keys.append((leads.c.id, query.ties_descending, False, after.lead_id))
+    directions = {descending for _, descending, _, _ in keys}
+    if len(directions) == 1 and not any(nullable for _, _, nullable, _ in keys):
+        row = sa.tuple_(*(column for column, _, _, _ in keys))
+        values = sa.tuple_(*(sa.literal(v, column.type) for column, _, _, v in keys))
+        return row < values if directions == {True} else row > values
+    terms: list[ColumnElement[bool]] = []
+    equal: list[ColumnElement[bool]] = []
+    for column, descending, nullable, value in keys:
+        if value is not None:  # after a null there is nothing but other nulls (ties)
+            beyond = column < value if descending else column > value
+            if nullable:
+                beyond = sa.or_(beyond, column.is_(None))
+            terms.append(sa.and_(*equal, beyond))
+        equal.append(column.is_(None) if value is None else column == value)
+    return sa.or_(*terms) if terms else sa.false()
+
+
+def sort_values(query: ListQuery, row: Sequence[Any]) -> tuple[Any, ...]:
+    """The values of `sort_columns(query)` in `row` (as selected), minus the id, in the order
+    of the sort keys: a cursor's keyset values."""
+    names = [c.name for c in sort_columns(query)]
+    return tuple(row[names.index(sort_column(k.field))] for k in query.sort)
 
 
 def order_by(query: ListQuery, source: sa.FromClause = leads) -> list[ColumnElement[object]]:
