@@ -1,10 +1,12 @@
 """The deliverer: drains the outbox, one task per subscription with due messages.
 
-Each task claims a batch of its subscription's due messages (each the earliest undelivered
-one of its lead), sends them concurrently, records the outcomes, and claims again until
-nothing is due. A slow or failing receiver therefore holds up only its own subscription,
-and a lead's messages arrive in order. Database work runs in threads (the store is
-synchronous); HTTP goes through one httpx client with keep-alive connections.
+Each task runs a few lanes; a lane claims a batch of its subscription's due messages (each
+the earliest undelivered one of its lead), sends them a few at a time, records the
+outcomes, and claims again until nothing is due. Lanes overlap one batch's database work
+with another's HTTP; they cannot reorder a lead's messages, because a message stays in
+the outbox (blocking its lead's later ones) until its outcome is recorded. A slow or
+failing receiver holds up only its own subscription. Database work runs in threads (the
+store is synchronous); HTTP goes through one httpx client with keep-alive connections.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class Deliverer:
                     for webhook_id in due:
                         if webhook_id not in drains:
                             drains[webhook_id] = asyncio.create_task(
-                                self._drain(http, webhook_id, stop)
+                                self._lanes(http, webhook_id, stop)
                             )
                     if time.monotonic() >= next_prune:
                         next_prune = time.monotonic() + PRUNE_EVERY_S
@@ -141,6 +143,11 @@ class Deliverer:
         with self.store.write() as conn:
             prune(conn, now=now_ms(), webhook_ids=touched, keep=self.policy.keep_deliveries)
 
+    async def _lanes(self, http: httpx.AsyncClient, webhook_id: str, stop: asyncio.Event) -> None:
+        await asyncio.gather(
+            *(self._drain(http, webhook_id, stop) for _ in range(self.policy.lanes))
+        )
+
     async def _drain(self, http: httpx.AsyncClient, webhook_id: str, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
@@ -177,9 +184,13 @@ class Deliverer:
                              duration_ms=0, retry_after=None)
                 for m in messages
             ]
-        return list(
-            await asyncio.gather(*(self._attempt(http, signing, where, m) for m in messages))
-        )
+        slots = asyncio.Semaphore(self.policy.in_flight)
+
+        async def attempt(message: Message) -> Attempt:
+            async with slots:
+                return await self._attempt(http, signing, where, message)
+
+        return list(await asyncio.gather(*(attempt(m) for m in messages)))
 
     async def _attempt(
         self, http: httpx.AsyncClient, signing: Signing, where: Destination, message: Message

@@ -61,7 +61,9 @@ class DeliveryPolicy:
     retry_window_s: float = 24 * 3600.0  # after the event, no new attempt is scheduled
     jitter: float = 0.2  # each wait is scaled by a random factor in [1 - j, 1 + j]
     poll_s: float = 0.2  # how often an idle deliverer looks for due messages
-    batch: int = 64  # messages claimed at once per subscription, sent concurrently
+    batch: int = 64  # messages claimed at once by one lane
+    lanes: int = 2  # claim-send-record loops per subscription: one sends while one claims
+    in_flight: int = 8  # requests one lane has open at once (to its one receiver)
     keep_deliveries: int = 1_000  # attempts kept per subscription for its log
 
     @classmethod
