@@ -5,7 +5,7 @@ latency while idle. Small and bounded (a couple of minutes per backend).
     python -m bench.webhooks --backend postgres --out bench/results/webhooks-postgres.json
 
 Fan-out: an import of --events new leads into an organization with one subscription,
-with nothing delivering; then `leads-api deliver` starts, and the rate is the events over
+with nothing delivering (beside the same import into one without, for the outbox's cost); then `leads-api deliver` starts, and the rate is the events over
 the time from its first to its last arrival at the receiver (a separate process that
 verifies every signature). Latency: `leads-api serve` (which delivers by itself) gets one
 POST every 200 ms; for each, the time from the POST's answer (the write has committed by
@@ -139,6 +139,10 @@ def fan_out(cli: str, env: dict[str, str], workdir: Path, port: int, events: int
         orjson.dumps({"name": f"Lead {i}", "email": f"lead{i}@example.com"}) + b"\n"
         for i in range(events)
     ))
+    run([cli, "orgs", "create", "plain"], env)
+    started = time.perf_counter()
+    run([cli, "import", "--org", "plain", str(path)], env)
+    plain_s = time.perf_counter() - started  # the same import without a subscription
     started = time.perf_counter()
     run([cli, "import", "--org", "bench", str(path)], env)
     import_s = time.perf_counter() - started
@@ -157,6 +161,7 @@ def fan_out(cli: str, env: dict[str, str], workdir: Path, port: int, events: int
     return {
         "events": events,
         "import_s": round(import_s, 2),
+        "import_without_subscription_s": round(plain_s, 2),
         "span_s": round(span, 2),
         "events_per_s": round((events - 1) / span),
         "unverified": arrived["unverified"],
