@@ -5,9 +5,10 @@ latency while idle. Small and bounded (a couple of minutes per backend).
     python -m bench.webhooks --backend postgres --out bench/results/webhooks-postgres.json
 
 Fan-out: an import of --events new leads into an organization with one subscription,
-with nothing delivering (beside the same import into one without, for the outbox's cost); then `leads-api deliver` starts, and the rate is the events over
-the time from its first to its last arrival at the receiver (a separate process that
-verifies every signature). Latency: `leads-api serve` (which delivers by itself) gets one
+with nothing delivering (beside the same import into one without: the outbox's cost);
+then `leads-api deliver` starts, and the rate is the events over the time from their
+first to their last arrival at the receiver (a separate process that verifies every
+signature). Latency: `leads-api serve` (which delivers by itself) gets one
 POST every 200 ms; for each, the time from the POST's answer (the write has committed by
 then) to the event's arrival, and from the POST's sending (an upper bound).
 """
