@@ -63,7 +63,7 @@ class DeliveryPolicy:
     poll_s: float = 0.2  # how often an idle deliverer looks for due messages
     batch: int = 64  # messages claimed at once by one lane
     lanes: int = 2  # claim-send-record loops per subscription: one sends while one claims
-    in_flight: int = 8  # requests one lane has open at once (to its one receiver)
+    in_flight: int = 4  # requests one lane has open at once (to its one receiver)
     keep_deliveries: int = 1_000  # attempts kept per subscription for its log
 
     @classmethod
