@@ -89,7 +89,9 @@ def post(base: str, key: str, path: str, body: dict[str, Any]) -> dict[str, Any]
         return result
 
 
-def measure(backend: str, events: int, samples: int, pg_url: str) -> dict[str, Any]:
+def measure(
+    backend: str, events: int, samples: int, pg_url: str, deliverers: list[int]
+) -> dict[str, Any]:
     cli = str(Path(sys.executable).with_name("leads-api"))
     workdir = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     try:
@@ -111,8 +113,12 @@ def measure(backend: str, events: int, samples: int, pg_url: str) -> dict[str, A
             wait_until_answering(port)
             return {
                 "backend": backend,
-                "fan_out": fan_out(cli, env, workdir, port, events),
-                "latency": latency(cli, env, workdir, port, key, samples, events),
+                "fan_out": [
+                    fan_out(cli, env, workdir, port, events, n, round_=i)
+                    for i, n in enumerate(deliverers)
+                ],
+                "latency": latency(cli, env, workdir, port, key, samples,
+                                   events * len(deliverers)),
                 "machine": machine.facts(None if backend == "sqlite" else url),
             }
         finally:
@@ -133,34 +139,43 @@ def wait_until_answering(port: int) -> None:
     raise RuntimeError("the receiver did not start")
 
 
-def fan_out(cli: str, env: dict[str, str], workdir: Path, port: int, events: int) -> dict[str, Any]:
+def fan_out(
+    cli: str, env: dict[str, str], workdir: Path, port: int, events: int, deliverers: int,
+    *, round_: int,
+) -> dict[str, Any]:
     say(f"importing {events} leads with nothing delivering")
-    path = workdir / "leads.jsonl"
+    path = workdir / f"leads-{round_}.jsonl"
     path.write_bytes(b"".join(
         orjson.dumps({"name": f"Lead {i}", "email": f"lead{i}@example.com"}) + b"\n"
         for i in range(events)
     ))
-    run([cli, "orgs", "create", "plain"], env)
+    run([cli, "orgs", "create", f"plain-{round_}"], env)
     started = time.perf_counter()
-    run([cli, "import", "--org", "plain", str(path)], env)
+    run([cli, "import", "--org", f"plain-{round_}", str(path)], env)
     plain_s = time.perf_counter() - started  # the same import without a subscription
     started = time.perf_counter()
     run([cli, "import", "--org", "bench", str(path)], env)
     import_s = time.perf_counter() - started
-    say(f"import with its outbox took {import_s:.1f} s; `leads-api deliver` drains it")
-    deliverer = subprocess.Popen(
-        [cli, "deliver"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    say(f"import with its outbox took {import_s:.1f} s; {deliverers} x `leads-api deliver`")
+    processes = [
+        subprocess.Popen(
+            [cli, "deliver"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        for _ in range(deliverers)
+    ]
     try:
-        arrived = wait_for(port, events, timeout=600)
+        arrived = wait_for(port, events * (round_ + 1), timeout=600)
     finally:
-        os.killpg(deliverer.pid, signal.SIGTERM)
-        deliverer.wait(timeout=60)
-    times = sorted(arrived["arrivals"].values())
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+    times = sorted(arrived["arrivals"].values())[events * round_:]
     span = times[-1] - times[0]
     return {
         "events": events,
+        "deliverers": deliverers,
         "import_s": round(import_s, 2),
         "import_without_subscription_s": round(plain_s, 2),
         "span_s": round(span, 2),
@@ -198,10 +213,12 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgres"), required=True)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--deliverers", type=int, nargs="+", default=[1, 2],
+                        help="one fan-out round per number of `leads-api deliver` processes")
     parser.add_argument("--pg-url", default=DEFAULT_PG)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    result = measure(args.backend, args.events, args.samples, args.pg_url)
+    result = measure(args.backend, args.events, args.samples, args.pg_url, args.deliverers)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
