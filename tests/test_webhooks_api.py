@@ -53,6 +53,7 @@ def test_subscribe_list_read_change_delete(client: TestClient) -> None:
     listed = client.get("/api/webhooks").json()["data"]
     assert [w["id"] for w in listed] == [created["id"]]
     assert "secret" not in listed[0]
+    assert client.head(f"/api/webhooks/{created['id']}").status_code == 200
     one = client.get(f"/api/webhooks/{created['id']}").json()["data"]
     assert "secret" not in one and one["url"] == "https://hooks.example/zap"
     changed = client.patch(

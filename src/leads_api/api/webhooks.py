@@ -121,7 +121,7 @@ async def webhook_endpoint(request: Request) -> Response:
     store: Store = request.app.state.store
     webhook_id: str = request.path_params["webhook_id"]
     _no_parameters(request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         caller = await request_caller(request)
 
         def read() -> Webhook:

@@ -34,6 +34,7 @@ from leads_api.delivery.address import (
 )
 from leads_api.delivery.policy import DELIVERED, GONE, RETRY, DeliveryPolicy, outcome_of
 from leads_api.delivery.policy import retry_after_s as parse_retry_after
+from leads_api.errors import ServiceUnavailable
 from leads_api.lead import now_ms
 from leads_api.signatures import message_headers
 from leads_api.store import Store
@@ -99,6 +100,9 @@ class Deliverer:
                     if time.monotonic() >= next_prune:
                         next_prune = time.monotonic() + PRUNE_EVERY_S
                         await asyncio.to_thread(self._prune)
+                except ServiceUnavailable as error:  # the database is away: wait for it
+                    log.warning("webhook delivery: %s", error.message)
+                    pause = ERROR_PAUSE_S
                 except Exception:
                     log.exception("webhook delivery: cannot read the outbox")
                     pause = ERROR_PAUSE_S
