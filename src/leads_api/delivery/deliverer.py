@@ -28,7 +28,6 @@ import httpx
 
 from leads_api.delivery.address import (
     AddressRefused,
-    Destination,
     allow_private_from_env,
     destination,
 )
@@ -217,33 +216,35 @@ class Deliverer:
                              duration_ms=0, retry_after=None)
                 for m in messages
             ]
+        url = httpx.URL(signing.url)
+        fixed: dict[str, str] = {}
+        extensions: dict[str, Any] = {
+            "timeout": dict.fromkeys(("connect", "read", "write", "pool"), self.policy.timeout_s)
+        }
+        if where.addresses:  # connect to the address that was checked, not a new lookup
+            fixed["host"] = url.netloc.decode("ascii")
+            if url.scheme == "https":
+                extensions["sni_hostname"] = where.host
+            url = url.copy_with(host=where.addresses[0])
         slots = asyncio.Semaphore(self.policy.in_flight)
 
         async def attempt(message: Message) -> Attempt:
             async with slots:
-                return await self._attempt(http, signing, where, message)
+                headers = message_headers(
+                    signing.secrets, message.event_id, int(time.time()), message.body
+                )
+                request = httpx.Request(
+                    "POST", url, headers={**headers, **fixed}, content=message.body,
+                    extensions=extensions,
+                )
+                return await self._attempt(http, request, message)
 
         return list(await asyncio.gather(*(attempt(m) for m in messages)))
 
-    async def _attempt(
-        self, http: Http, signing: Signing, where: Destination, message: Message
-    ) -> Attempt:
+    async def _attempt(self, http: Http, request: httpx.Request, message: Message) -> Attempt:
         self.attempted += 1
         started = now_ms()
         clock = time.perf_counter()
-        headers = message_headers(signing.secrets, message.event_id, int(time.time()), message.body)
-        url = httpx.URL(signing.url)
-        extensions: dict[str, Any] = {}
-        if where.addresses:  # connect to the address that was checked, not a new lookup
-            headers["host"] = url.netloc.decode("ascii")
-            if url.scheme == "https":
-                extensions["sni_hostname"] = where.host
-            url = url.copy_with(host=where.addresses[0])
-        timeouts = dict.fromkeys(("connect", "read", "write", "pool"), self.policy.timeout_s)
-        request = httpx.Request(
-            "POST", url, headers=headers, content=message.body,
-            extensions={"timeout": timeouts, **extensions},
-        )
         try:
             async with asyncio.timeout(self.policy.timeout_s):
                 response = await http.handle_async_request(request)
