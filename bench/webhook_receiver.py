@@ -1,6 +1,7 @@
 """A small, fast webhook receiver for the benchmark: an ASGI app under uvicorn in its own
 process that verifies each signature (standardwebhooks) and records when each message
-arrived. `GET /stats` answers {"count", "unverified", "arrivals": {webhook-id: unix s}}.
+arrived. `GET /stats` answers {"count", "unverified"}, `GET /stats/full` adds
+"arrivals" ({webhook-id: unix seconds}) and "leads" ({webhook-id: lead id}).
 
     python -m bench.webhook_receiver --port 9000 --secret whsec_...
 """
@@ -30,11 +31,11 @@ def receiver_app(secret: str) -> Callable[[Scope, Receive, Send], Awaitable[None
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        if scope["method"] == "GET":
-            body = orjson.dumps(
-                {"count": len(arrivals), "unverified": unverified[0], "arrivals": arrivals,
-                 "leads": leads}
-            )
+        if scope["method"] == "GET":  # /stats: counts; /stats/full: every arrival too
+            answer: dict[str, Any] = {"count": len(arrivals), "unverified": unverified[0]}
+            if scope["path"].endswith("/full"):
+                answer.update(arrivals=arrivals, leads=leads)
+            body = orjson.dumps(answer)
             await _answer(send, 200, body)
             return
         chunks = []

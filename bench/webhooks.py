@@ -63,8 +63,9 @@ def fresh_database(backend: str, workdir: Path, pg_url: str) -> str:
     return pg_url
 
 
-def stats(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=30) as response:
+def stats(port: int, *, full: bool = False) -> dict[str, Any]:
+    path = "/stats/full" if full else "/stats"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
         result: dict[str, Any] = orjson.loads(response.read())
         return result
 
@@ -72,9 +73,8 @@ def stats(port: int) -> dict[str, Any]:
 def wait_for(port: int, count: int, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        current = stats(port)
-        if current["count"] >= count:
-            return current
+        if stats(port)["count"] >= count:
+            return stats(port, full=True)
         time.sleep(0.2)
     raise RuntimeError(f"only {stats(port)['count']} of {count} events arrived")
 

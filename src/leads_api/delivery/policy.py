@@ -72,6 +72,7 @@ class DeliveryPolicy:
             timeout_s=_env_float("LEADS_WEBHOOK_TIMEOUT_S", cls.timeout_s),
             retry_base_s=_env_float("LEADS_WEBHOOK_RETRY_BASE_S", cls.retry_base_s),
             poll_s=_env_float("LEADS_WEBHOOK_POLL_S", cls.poll_s),
+            in_flight=max(1, int(_env_float("LEADS_WEBHOOK_IN_FLIGHT", cls.in_flight))),
         )
 
     @property
