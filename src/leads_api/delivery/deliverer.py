@@ -85,6 +85,10 @@ class Deliverer:
         try:
             while not stop.is_set():
                 pause = self.policy.poll_s
+                for webhook_id, task in list(drains.items()):
+                    if task.done():  # before looking again: its subscription may be due anew
+                        del drains[webhook_id]
+                        clients[webhook_id] = (clients[webhook_id][0], time.monotonic())
                 try:
                     due = await asyncio.to_thread(self._due)
                     for webhook_id in due:
@@ -105,10 +109,6 @@ class Deliverer:
                 except Exception:
                     log.exception("webhook delivery: cannot read the outbox")
                     pause = ERROR_PAUSE_S
-                for webhook_id, task in list(drains.items()):
-                    if task.done():
-                        del drains[webhook_id]
-                        clients[webhook_id] = (clients[webhook_id][0], time.monotonic())
                 await self._close_idle(clients, busy=drains)
                 with suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), pause)
