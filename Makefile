@@ -5,14 +5,15 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint typecheck unit serve clean bench
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -e clients/python
 	touch $@
 
-demo: $(BIN)/.installed  ## seed ./leads.db with realistic leads, print a key and a curl, serve
-	$(BIN)/leads-api demo
+PORT ?= 8000
+demo: $(BIN)/.installed  ## seed ./leads.db with realistic leads, print a key and a curl, serve on PORT
+	$(BIN)/leads-api demo --port $(PORT)
 
 serve: $(BIN)/.installed
 	$(BIN)/leads-api serve
@@ -20,7 +21,7 @@ serve: $(BIN)/.installed
 test: lint typecheck unit  ## everything CI runs
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench clients/python
 	$(BIN)/lint-imports
 
 typecheck: $(BIN)/.installed

@@ -1,8 +1,11 @@
-"""`python -m bench run ...` measures one backend; `python -m bench report` renders results.
+"""`python -m bench run ...` measures one backend; `python -m bench report` renders results;
+`python -m bench soak ...` runs the mixed read/write soak on one backend; `python -m bench
+protocol` measures what the HTTP limits cost.
 
     python -m bench run --backend sqlite --rows 1000000 --out bench/results/sqlite.json
     python -m bench run --backend postgres --quick --out /tmp/pg-quick.json
     python -m bench report
+    python -m bench soak --backend sqlite --out bench/results/soak/sqlite.json
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bench import http, load, machine, report, sqlbase
+from bench import follow, http, load, machine, protocol, report, soak, sqlbase
 from bench.generate import Dataset, dataset
 from bench.queries import QUERIES, BenchQuery
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/leads_bench"
+SOAK_PG_URL = "postgresql://postgres@127.0.0.1:5432/leads_bench_soak"
 QUICK_ROWS, QUICK_DURATION = 20_000, 3
 
 
@@ -160,6 +164,28 @@ def _measure(args: argparse.Namespace, target: load.Target, data: Dataset, cli: 
     return results
 
 
+def _follow(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str,
+            env: dict[str, str], keys: dict[str, str]) -> dict[str, Any]:
+    """The change feed, a deep cursor and 304 polls against the largest organization."""
+    key = keys[data.largest.name]
+    log = args.workdir / f"serve-{target.backend}-follow.log"
+    pg = None if target.is_sqlite else target.pg_conninfo
+    with http.serving(cli, env, args.workers, log) as server:
+        http.settle(server, pg)
+        walk = follow.feed_walk(server.base, key, data.largest.leads)
+        say(f"feed walk: {walk['leads']:,} leads in {walk['seconds']} s "
+            f"({walk['leads_per_s']:,} leads/s)")
+        polls = follow.conditional_polls(server.base, key, args.duration, args.connections)
+        say("polls: " + ", ".join(f"{name} {p['cached_200']['req_s']} -> "
+                                  f"{p['not_modified_304']['req_s']} req/s (304)"
+                                  for name, p in polls.items()))
+    deep = follow.deep_cursor(cli, env, args.workers, log, key, data.largest.leads,
+                              args.duration, args.connections)
+    say(f"deep cursor: page 1 p50 {deep['page_1']['p50_ms']} ms, page {deep['deep_page']:,} "
+        f"by cursor {deep['deep']['p50_ms']} ms")
+    return {"feed_walk": walk, "conditional": polls, "deep_cursor": deep}
+
+
 def _flat_growth(queries: list[dict[str, Any]]) -> dict[str, Any] | None:
     by_name = {q["name"]: q for q in queries if "api" in q}
     if "Q1" not in by_name or "Q1-small" not in by_name:
@@ -214,6 +240,8 @@ def run(args: argparse.Namespace) -> int:
         result["load"] = _load(args, target, data, cli, env)
         keys = {o.name: load.new_key(cli, env, o.name) for o in (data.largest, data.smallest)}
     result["queries"] = _measure(args, target, data, cli, env, keys)
+    if not args.skip_follow:
+        result["follow"] = _follow(args, target, data, cli, env, keys)
     result["flat_growth"] = _flat_growth(result["queries"])
     result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
@@ -221,6 +249,47 @@ def run(args: argparse.Namespace) -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     say(f"wrote {args.out} in {result['elapsed_s']} s")
     return 1 if any("error" in q for q in result["queries"]) else 0
+
+
+def run_soak(args: argparse.Namespace) -> int:
+    if shutil.which("wrk") is None:
+        say("missing wrk: apt-get install -y wrk")
+        return 2
+    cli = str(Path(sys.executable).with_name("leads-api"))
+    target = _target(args.backend, args.workdir, args.pg_url)
+    env = {**os.environ, "LEADS_DATABASE_URL": target.url}
+    data = dataset(args.workdir / "data", args.rows, args.seed)
+    result: dict[str, Any] = {
+        "label": args.label, "backend": args.backend, "code": machine.code(),
+        "machine": machine.facts(None if target.is_sqlite else target.pg_admin_conninfo),
+        "params": {"rows": args.rows, "org_leads": data.largest.leads, "seed": args.seed,
+                   "duration_s": args.duration, "warmup_s": args.warmup,
+                   "workers": args.workers, "connections": args.connections},
+    }
+    if not args.skip_load:
+        say(f"loading {args.rows:,} leads into a fresh {target.backend} database")
+        load.reset(target)
+        load.cli([cli, "migrate"], env)
+        load.create_orgs(cli, env, data)
+        result["import"] = load.import_all(cli, env, data)
+        load.analyze(target)
+    key = load.new_key(cli, env, data.largest.name)
+    log = args.workdir / f"soak-{target.backend}.log"
+    say(f"serving with {args.workers} workers (log {log})")
+    with http.serving(cli, env, args.workers, log) as server:
+        http.settle(server, None if target.is_sqlite else target.pg_conninfo)
+        result.update(soak.soak(
+            server, key, duration=args.duration, warmup=args.warmup,
+            connections=args.connections, seed=args.seed, rss_every=args.rss_every, say=say,
+        ))
+    measured = result["soak"]
+    say(f"soak: {measured['req_s']} req/s, p50 {measured['p50_ms']} ms, p99 "
+        f"{measured['p99_ms']} ms, max {measured['max_ms']} ms, errors {measured['errors']}; "
+        f"RSS {result['rss']['after_warmup_mb']} -> {result['rss']['at_end_mb']} MB")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    say(f"wrote {args.out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,10 +323,52 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--skip-load", action="store_true",
                        help="measure the database as the last run left it")
     run_p.add_argument("--only", type=lambda s: s.split(","), help="queries to run: Q1,Q6")
+    run_p.add_argument("--skip-follow", action="store_true",
+                       help="leave out the change feed, deep cursor and 304 measurements")
     report_p = commands.add_parser("report", help="results JSON -> RESULTS.md and PNG charts")
     report_p.add_argument("--results", type=Path, default=report.RESULTS_DIR)
     report_p.add_argument("--markdown", type=Path, default=report.RESULTS_MD)
+    soak_p = commands.add_parser("soak", help="the mixed read/write soak on one backend")
+    soak_p.add_argument("--backend", choices=("sqlite", "postgres"), required=True)
+    soak_p.add_argument("--rows", type=int, default=100_000,
+                        help="leads in all; the largest organization gets 60 %% (default 100,000)")
+    soak_p.add_argument("--duration", type=int, default=300, help="measured seconds (300)")
+    soak_p.add_argument("--warmup", type=int, default=30,
+                        help="seconds of the same mix before, not measured (30)")
+    soak_p.add_argument("--connections", type=int, default=16, help="wrk connections (16)")
+    soak_p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="leads-api serve --workers (default: the CPU count)")
+    soak_p.add_argument("--rss-every", type=float, default=5.0,
+                        help="seconds between samples of the server's memory (5)")
+    soak_p.add_argument("--seed", type=int, default=1)
+    soak_p.add_argument("--label", default="Soak")
+    soak_p.add_argument("--out", type=Path, help="result JSON (default "
+                        "bench/results/soak/BACKEND.json)")
+    soak_p.add_argument("--workdir", type=Path, default=Path("/tmp/leads-bench-soak"),
+                        help="data, the SQLite file, logs (default /tmp/leads-bench-soak)")
+    # Its own database: the soak drops its public schema, and `bench run` may use leads_bench.
+    soak_p.add_argument("--pg-url", default=os.environ.get("BENCH_SOAK_PG_URL", SOAK_PG_URL))
+    soak_p.add_argument("--skip-load", action="store_true",
+                        help="soak the database as the last soak left it")
+    protocol_p = commands.add_parser("protocol", help="what the HTTP limits cost (uvicorn)")
+    protocol_p.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
+    protocol_p.add_argument("--rounds", type=int, default=2, help="rounds of both (2)")
+    protocol_p.add_argument("--workdir", type=Path, default=Path("/tmp/leads-bench-protocol"))
+    protocol_p.add_argument("--out", type=Path,
+                            default=Path("bench/results/protocol/protocol.json"))
     args = parser.parse_args(argv)
+    if args.command == "protocol":
+        measured = protocol.measure(args.workdir, duration=args.duration, rounds=args.rounds,
+                                    say=say)
+        measured["code"] = machine.code()
+        measured["machine"] = machine.facts(None)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(measured, indent=2) + "\n")
+        say(f"wrote {args.out}: {measured['summary']}")
+        return 0
+    if args.command == "soak":
+        args.out = args.out or Path("bench/results/soak") / f"{args.backend}.json"
+        return run_soak(args)
     if args.command == "report":
         report.render(args.results, args.markdown)
         return 0

@@ -30,6 +30,7 @@ WRK_TIMEOUT = "300s"
 
 _LUA = """
 wrk.headers["X-API-KEY"] = "%(key)s"
+%(extra)s
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -156,9 +157,16 @@ def wrk_duration(
     return int(min(maximum, max(minimum, math.ceil(3 * loaded))))
 
 
-def run_wrk(url: str, key: str, *, duration: int, connections: int) -> dict[str, Any]:
+def run_wrk(
+    url: str, key: str, *, duration: int, connections: int,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    extra = "\n".join(
+        f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}"
+        for name, value in (headers or {}).items()
+    )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_LUA % {"key": key})
+        script.write(_LUA % {"key": key, "extra": extra})
     try:
         command = [
             "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",

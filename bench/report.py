@@ -108,6 +108,37 @@ def _load_table(results: list[Result]) -> list[str]:
     return lines
 
 
+def _follow_table(results: list[Result]) -> list[str]:
+    rows = [r for r in results if "follow" in r]
+    if not rows:
+        return []
+    lines = [
+        "| Backend | feed walk leads/s (limit 1000) | export leads/s | page 1 req/s, p50 ms "
+        "(uncached) | page N by cursor req/s, p50 ms | p50 ratio "
+        "| feed tip: cached 200 / 304 req/s | page 1: cached 200 / 304 req/s |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        f = r["follow"]
+        walk, deep, polls = f["feed_walk"], f["deep_cursor"], f["conditional"]
+        export = r.get("load", {}).get("export", {}).get("leads_per_s")
+        first, far = deep["page_1"], deep["deep"]
+
+        def poll(name: str, polls: dict[str, Any] = polls) -> str:
+            p = polls[name]
+            return f"{rate(p['cached_200']['req_s'])} / {rate(p['not_modified_304']['req_s'])}"
+
+        lines.append(
+            f"| {BACKEND_NAMES[r['backend']]} | {walk['leads_per_s']:,} ({walk['leads']:,} in "
+            f"{walk['seconds']} s) | {'-' if export is None else f'{export:,}'} "
+            f"| {rate(first['req_s'])}, {ms(first['p50_ms'])} "
+            f"| N={deep['deep_page']:,}: {rate(far['req_s'])}, {ms(far['p50_ms'])} "
+            f"| {deep['p50_ratio']} "
+            f"| {poll('feed_tip')} | {poll('page_1')} |"
+        )
+    return lines
+
+
 def _facts(results: list[Result]) -> list[str]:
     first = results[0]
     code, m, p = first["code"], first["machine"], first["params"]
@@ -174,6 +205,9 @@ def section(label: str, results: list[Result], chart: str | None, notes: str = "
     flat = _flat(results)
     if flat:
         out += [*flat, ""]
+    follow_lines = _follow_table(results)
+    if follow_lines:
+        out += ["### Following changes", "", *follow_lines, ""]
     if chart:
         out += [f"![Requests per second, {label}]({chart})", ""]
     if notes:

@@ -33,8 +33,9 @@ Test = Callable[[Lead], bool]
 STATUSES = ("open", "qualified", "won", "lost")
 SOURCES = ("inbound", "gtm", "api", "manual", "wordpress", "import")
 CLICK_IDS = ("gclid", "ga4cid", "ga4sid", "fbc", "fbp", "msclkid", "ttclid", "twclid",
-             "rdt_cid", "sccid", "li_fat_id")
+             "rdt_cid", "sccid", "li_fat_id", "dclid", "wbraid", "gbraid", "epik")
 TEXT_FILTERS = ("labelId", "website", "utm_source", "utm_medium", "utm_campaign", *CLICK_IDS)
+EQUALITY_ONLY = ("sessionId",)  # text compared for equality, no [exists]
 DATE_FIELDS = ("createdAt", "updatedAt", "qualifiedAt", "expiresAt")
 NUMBER_FIELDS = ("value",)
 CHOICES = {"status": STATUSES, "source": SOURCES}
@@ -146,7 +147,7 @@ def _filter_name(name: str) -> tuple[str, str | None]:
             raise Rejected("INVALID_FILTER", name)
         op = rest[:-1]
     allowed: tuple[str, ...]
-    if base in CHOICES:
+    if base in CHOICES or base in EQUALITY_ONLY:
         allowed = ()
     elif base in TEXT_FILTERS:
         allowed = ("exists",)

@@ -8,6 +8,7 @@ file whose tail is shown when it fails to start.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -195,3 +196,37 @@ def running_server(database_url: str, log_dir: Path, **options: Any) -> Iterator
         yield server
     finally:
         server.stop()
+
+
+def start_demo(url: str, cwd: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    """Start `leads-api demo`, return it and the key it printed once it answers."""
+    process = subprocess.Popen(
+        [*leads_api_command(), "demo", "--port", str(port), "--leads", "50"],
+        env={**os.environ, "LEADS_DATABASE_URL": url, "LEADS_LOG_LEVEL": "warning"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    printed = ""
+    deadline = time.monotonic() + 60
+    while "export LEADS_API_KEY=" not in printed and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        printed += line
+    match = re.search(r"export LEADS_API_KEY=(lak_\w+)", printed)
+    assert match, printed
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return process, match[1]
+
+
+def stop_demo(process: subprocess.Popen[str]) -> None:
+    os.killpg(process.pid, 15)
+    process.wait(timeout=20)
+    if process.stdout is not None:
+        process.stdout.close()

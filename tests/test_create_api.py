@@ -194,7 +194,8 @@ def test_nul_characters_are_refused(client: TestClient, body: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "limit"), [("note", 10_000), ("name", 2_000), ("email", 2_000), ("gclid", 2_000)]
+    ("field", "limit"), [("note", 10_000), ("name", 2_000), ("email", 2_000), ("gclid", 2_000),
+                         ("epik", 2_000), ("sessionId", 255)]
 )
 def test_length_limits_in_characters(client: TestClient, field: str, limit: int) -> None:
     at_limit = " " + "é" * limit + " "  # trimmed first; characters, not bytes

@@ -145,7 +145,8 @@ def assert_envelope(status: int, headers: Mapping[str, str], content: bytes, *,
 
 def _assert_page(body: dict[str, Any]) -> None:
     pagination = body["meta"]["pagination"]
-    assert set(pagination) == {"limit", "page", "totalPages", "total", "hasMore"}
+    assert set(pagination) == {"limit", "page", "totalPages", "total", "hasMore", "nextCursor"}
+    assert (pagination["nextCursor"] is not None) == pagination["hasMore"]
     limit, page, total = pagination["limit"], pagination["page"], pagination["total"]
     assert 1 <= limit <= 100 and page >= 1 and total >= 0
     assert pagination["totalPages"] == -(-total // limit)

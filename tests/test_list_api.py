@@ -200,6 +200,8 @@ FILTER_LEADS: dict[str, dict[str, Any]] = {
     "mar2": {
         "created_at": ms("2026-03-02T00:00:00"), "status": "qualified", "source": "manual",
         "value_cents": 1_225, "fbc": "fb.1", "ga4cid": "GA.1", "li_fat_id": "li",
+        "dclid": "dc1", "wbraid": "wb1", "gbraid": "gb1", "epik": "ep1",
+        "session_id": "8d3c2b1a-0f9e-4d7c-b6a5-4e3d2c1b0a99",
     },
 }
 EVERY = set(FILTER_LEADS)
@@ -237,6 +239,11 @@ def cases(*rows: tuple[str, set[str]]) -> list[Any]:
         ("labelId=L1", {"feb"}),
         ("utm_medium=cpc&utm_campaign=Spring", {"feb"}),
         ("fbc=fb.1&ga4cid=GA.1&li_fat_id=li", {"mar2"}),
+        ("dclid=dc1&wbraid=wb1&gbraid=gb1&epik=ep1", {"mar2"}),
+        ("epik=EP1", set()),
+        ("sessionId=8d3c2b1a-0f9e-4d7c-b6a5-4e3d2c1b0a99", {"mar2"}),
+        ("sessionId=8D3C2B1A-0F9E-4D7C-B6A5-4E3D2C1B0A99", set()),
+        ("sessionId=x,8d3c2b1a-0f9e-4d7c-b6a5-4e3d2c1b0a99", {"mar2"}),
         # exists
         ("gclid[exists]=true", {"feb", "mar1_late"}),
         ("gclid[exists]=FALSE", EVERY - {"feb", "mar1_late"}),
@@ -249,6 +256,10 @@ def cases(*rows: tuple[str, set[str]]) -> list[Any]:
         ("website[exists]=true", {"feb", "mar1_10"}),
         ("utm_source[exists]=false", EVERY - {"feb", "mar1_late"}),
         ("fbc[exists]=true&gclid[exists]=true", set()),
+        ("dclid[exists]=true", {"mar2"}),
+        ("wbraid[exists]=true&gbraid[exists]=true&epik[exists]=true", {"mar2"}),
+        ("epik[exists]=false", EVERY - {"mar2"}),
+        ("epik[exists]=true&gclid[exists]=true", set()),
         # value: numeric equality and comparisons to the cent
         ("value=5000", {"feb"}),
         ("value=5000.00", {"feb"}),
@@ -746,6 +757,8 @@ def test_a_sparse_lead_has_every_field_as_null(client: TestClient, add_leads: Ad
         ("value=1e5", "INVALID_FILTER", "value"),
         ("value[gte]=1,2", "INVALID_FILTER", "value[gte]"),
         ("gclid[exists]=maybe", "INVALID_FILTER", "gclid[exists]"),
+        ("sessionId[exists]=true", "INVALID_FILTER", "sessionId[exists]"),
+        ("wbraid[gte]=a", "INVALID_FILTER", "wbraid[gte]"),
         ("status=won%00", "INVALID_FILTER", "status"),
         ("search=a%00", "VALIDATION_ERROR", "search"),
         ("value=" + ",".join(["1"] * 10_001), "INVALID_FILTER", "value"),

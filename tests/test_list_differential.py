@@ -29,6 +29,7 @@ from leads_api.store.unit_of_work import insert_leads
 from reference import (
     CLICK_IDS,
     DATE_FIELDS,
+    EQUALITY_ONLY,
     SORTABLE,
     SOURCES,
     STATUSES,
@@ -57,6 +58,8 @@ TEXT_VALUES: dict[str, list[str]] = {
     "utm_medium": ["cpc", "email"],
     "utm_campaign": ["summer_sale", "spring", "Ünïcode"],
     **{click: ["abc123", "ABC123", "GA1.1.42", "x%y_z"] for click in CLICK_IDS},
+    "sessionId": ["0b9f6a62-5d4e-4f1a-9c1e-2a7d3b8e4f10", "0B9F6A62-5D4E-4F1A-9C1E-2A7D3B8E4F10",
+                  "octa_sid 1"],
 }
 OTHER_TEXT = ["Customer notes", '{"company":"Acme Inc"}', "Purchase", "/pricing", "123456789"]
 CENTS = [0, 1, 99, 100, 9950, 9999, 500000, 500001, 123456789]
@@ -252,7 +255,7 @@ def choice_filter(draw: st.DrawFn, leads: list[dict[str, Any]], times: list[int]
 
 def text_filter(draw: st.DrawFn, leads: list[dict[str, Any]], times: list[int]
                 ) -> list[tuple[str, str]]:
-    field = draw(st.sampled_from(TEXT_FILTERS))
+    field = draw(st.sampled_from((*TEXT_FILTERS, *EQUALITY_ONLY)))
     present = sorted({lead[field] for lead in leads if lead[field] is not None})
     chosen = draw(st.lists(st.sampled_from([*present, *present, "nope"]), min_size=1,
                            max_size=3))

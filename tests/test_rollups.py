@@ -38,7 +38,7 @@ def rollup_snapshot(store: Store, org_id: int) -> dict[str, list[tuple[Any, ...]
 # plain GROUP BY per table, in SQL both databases run alike (integer division truncates;
 # createdAt and value are never negative).
 _CLICKS = ("gclid", "ga4cid", "ga4sid", "fbc", "fbp", "msclkid", "ttclid", "twclid",
-           "rdt_cid", "sccid", "li_fat_id")
+           "rdt_cid", "sccid", "li_fat_id", "dclid", "wbraid", "gbraid", "epik")
 _MASK = " + ".join(
     f"CASE WHEN {column} IS NOT NULL THEN {1 << i} ELSE 0 END" for i, column in enumerate(_CLICKS)
 )
@@ -95,7 +95,11 @@ def planned_count(store: Store, org_id: int, query_string: str) -> int:
 def seeded(store: Store, org: Organization) -> Organization:
     with store.write() as conn:
         sampler = LeadSampler(7_000 + org.id)
-        insert_leads(conn, org_id=org.id, rows=sampler.leads(700, now_ms=NOW_MS, span_days=400))
+        rows = list(sampler.leads(700, now_ms=NOW_MS, span_days=400))
+        for i, row in enumerate(rows):  # the click IDs Octanist added: the mask's last bits
+            row["dclid"] = f"dc-{i}" if i % 7 == 0 else None
+            row["epik"] = f"ep-{i}" if i % 11 == 0 else None
+        insert_leads(conn, org_id=org.id, rows=rows)
     return org
 
 
@@ -128,6 +132,8 @@ ROLLUP_QUERIES = [
     "gclid[exists]=true&fbc[exists]=false",
     "msclkid[exists]=true",
     "ttclid[exists]=true&ttclid[exists]=false",
+    "epik[exists]=false&gclid[exists]=true",
+    "dclid[exists]=true",
     "utm_source=google&source=gtm",
     "utm_source=google,facebook&utm_source=bing&status=won",
     "utm_campaign=campaign_001&utm_campaign=campaign_002",

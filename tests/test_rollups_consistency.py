@@ -31,6 +31,8 @@ def random_object(rng: random.Random, lead_id: str | None = None) -> dict[str, A
         "labelId": rng.choice(["label_01", None]),
         "gclid": rng.choice(["g-1", None]),
         "fbc": rng.choice(["f-1", None]),
+        "epik": rng.choice(["e-1", None]),  # the last bit of the click-ID mask
+        "wbraid": rng.choice(["w-1", None, None]),
         "createdAt": f"2026-0{rng.randrange(1, 4)}-{rng.randrange(1, 28):02d}"
         f"T{rng.randrange(24):02d}:00:00.000Z",
     }

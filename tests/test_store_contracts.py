@@ -158,10 +158,22 @@ def test_each_mark_selects_exactly_its_half_of_the_suite(request: pytest.Fixture
         marks = {m for m in ("sqlite", "postgres") if item.get_closest_marker(m)}
         backend = next((m for m in ("sqlite", "postgres") if f"[{m}" in item.nodeid
                         or f"-{m}" in item.nodeid), None)
+        declared = _declared_marks(item)
         names = set(getattr(item, "fixturenames", ()))
         if backend is not None:
             assert marks == {backend}, item.nodeid
-        elif names & {"sqlite_url", "postgres_url", "database_url", "store"}:
-            assert len(marks) == 1, item.nodeid
+        elif declared or names & {"sqlite_url", "postgres_url", "database_url", "store"}:
+            assert len(marks) == 1, item.nodeid  # a test of one database, by its fixtures
         else:
             assert marks == {"sqlite", "postgres"}, item.nodeid
+
+
+def _declared_marks(item: pytest.Item) -> set[str]:
+    """The database marks a test's function, class or module declares itself."""
+    names: set[str] = set()
+    for owner in (getattr(item, "obj", None), getattr(item, "cls", None),
+                  getattr(item, "module", None)):
+        marks = getattr(owner, "pytestmark", [])
+        for mark in marks if isinstance(marks, list) else [marks]:
+            names.add(mark.name)
+    return names & {"sqlite", "postgres"}

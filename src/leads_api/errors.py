@@ -57,6 +57,11 @@ class MethodNotAllowed(ApiError):
     status = 405
 
 
+class RequestTimeout(ApiError):
+    code = "REQUEST_TIMEOUT"
+    status = 408
+
+
 class Conflict(ApiError):
     code = "CONFLICT"
     status = 409
@@ -65,6 +70,16 @@ class Conflict(ApiError):
 class PayloadTooLarge(ApiError):
     code = "PAYLOAD_TOO_LARGE"
     status = 413
+
+
+class UriTooLong(ApiError):
+    code = "URI_TOO_LONG"
+    status = 414
+
+
+class HeadersTooLarge(ApiError):
+    code = "HEADERS_TOO_LARGE"
+    status = 431
 
 
 class UnsupportedMediaType(ApiError):

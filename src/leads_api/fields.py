@@ -87,6 +87,7 @@ LEAD_FIELDS: tuple[Field, ...] = (
     Field("source", "source", Kind.CHOICE, frozenset({EQ}), choices=SOURCES, nullable=False),
     _text("website", ops=_EQ_EXISTS),
     _text("path"),
+    _text("sessionId", "session_id", ops=frozenset({EQ}), max_length=255),
     _click_id("gclid"),
     _click_id("ga4cid"),
     _click_id("ga4sid"),
@@ -98,6 +99,10 @@ LEAD_FIELDS: tuple[Field, ...] = (
     _click_id("rdt_cid"),
     _click_id("sccid"),
     _click_id("li_fat_id"),
+    _click_id("dclid"),
+    _click_id("wbraid"),
+    _click_id("gbraid"),
+    _click_id("epik"),
     _text("utm_source", ops=_EQ_EXISTS),
     _text("utm_medium", ops=_EQ_EXISTS),
     _text("utm_campaign", ops=_EQ_EXISTS),
@@ -126,10 +131,12 @@ FILTERABLE: dict[str, Field] = {f.name: f for f in LEAD_FIELDS if f.filterable}
 SORTABLE: dict[str, Field] = {f.name: f for f in LEAD_FIELDS if f.sortable}
 WRITABLE: dict[str, Field] = {f.name: f for f in LEAD_FIELDS if f.writable}
 
-# The ad platforms' click IDs: presence filters on these are answered from a bitmask rollup.
+# The ad platforms' click IDs: presence filters on these are answered from a bitmask rollup,
+# bit i for the i-th name. New names go at the end: existing masks then stay valid (a lead
+# stored before a click ID existed has its bit clear, as it should).
 CLICK_ID_NAMES: tuple[str, ...] = (
     "gclid", "ga4cid", "ga4sid", "fbc", "fbp", "msclkid", "ttclid", "twclid", "rdt_cid",
-    "sccid", "li_fat_id",
+    "sccid", "li_fat_id", "dclid", "wbraid", "gbraid", "epik",
 )
 
 # Text fields with few distinct values per organization: equality and presence filters on

@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from leads_api.api.access_log import AccessLog, access_log_enabled
 from leads_api.api.answer_cache import AnswerCache
-from leads_api.api.changes import changes_endpoint
-from leads_api.api.check import check_endpoint
-from leads_api.api.errors import on_api_error, on_http_exception, on_unexpected
-from leads_api.api.read import list_leads_endpoint, one_lead_endpoint
-from leads_api.api.stats import stats_endpoint
-from leads_api.api.webhooks import (
-    deliveries_endpoint,
-    rotate_secret_endpoint,
-    test_endpoint,
-    webhook_endpoint,
-    webhooks_endpoint,
-)
-from leads_api.api.write import create_lead_endpoint, update_leads_endpoint
+from leads_api.api.cors import cors_middleware
+from leads_api.api.endpoints import ENDPOINTS
+from leads_api.api.errors import on_api_error, on_http_exception
+from leads_api.api.guard import Guard
+from leads_api.api.metrics import RequestMetrics, metrics_enabled
+from leads_api.api.openapi import document
 from leads_api.delivery.deliverer import Deliverer, DeliveryThread
 from leads_api.errors import ApiError
 from leads_api.store import Store, open_store
@@ -40,27 +37,21 @@ def create_app(
     """The app over `store` (default: the store LEADS_DATABASE_URL names), with
     `answer_cache` (default: LEADS_ANSWER_CACHE_MB's size, see answer_cache.py); with
     `deliver_webhooks`, it runs a webhook deliverer while it serves."""
-    routes = [
-        Route(
-            "/api/leads",
-            by_method(
-                GET=list_leads_endpoint, POST=create_lead_endpoint, PATCH=update_leads_endpoint
-            ),
-            methods=["GET", "POST", "PATCH"],
-        ),
-        # Before /api/leads/{lead_id}: no lead id is "changes" (ids start with lead_).
-        Route("/api/leads/changes", changes_endpoint, methods=["GET"]),
-        Route("/api/leads/{lead_id:str}", one_lead_endpoint, methods=["GET"]),
-        Route("/api/check", check_endpoint, methods=["GET", "POST"]),
-        Route("/api/stats", stats_endpoint, methods=["POST"]),
-        *WEBHOOK_ROUTES,
+    # Outermost first. The access log sees every answer, the Guard's 500s included; CORS
+    # wraps those too, so a browser can read them; the Guard (guard.py) turns unexpected
+    # exceptions and vanished clients into one log line each.
+    middleware = [
+        Middleware(AccessLog, write=access_log_enabled()),
+        *([Middleware(RequestMetrics)] if metrics_enabled() else []),
+        *cors_middleware(),
+        Middleware(Guard),
     ]
     app = Starlette(
-        routes=routes,
+        routes=routes(),
+        middleware=middleware,
         exception_handlers={
             ApiError: on_api_error,
             HTTPException: on_http_exception,
-            Exception: on_unexpected,
         },
         lifespan=delivering if deliver_webhooks else None,
     )
@@ -69,24 +60,20 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.store = store if store is not None else open_store()
     app.state.answer_cache = answer_cache if answer_cache is not None else AnswerCache.from_env()
+    app.state.openapi_json = orjson.dumps(document())
     return app
 
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
-WEBHOOK_ROUTES = [
-    Route("/api/webhooks", webhooks_endpoint, methods=["GET", "POST"]),
-    Route(
-        "/api/webhooks/{webhook_id:str}",
-        webhook_endpoint,
-        methods=["GET", "PATCH", "DELETE"],
-    ),
-    Route(
-        "/api/webhooks/{webhook_id:str}/rotate-secret", rotate_secret_endpoint, methods=["POST"]
-    ),
-    Route("/api/webhooks/{webhook_id:str}/deliveries", deliveries_endpoint, methods=["GET"]),
-    Route("/api/webhooks/{webhook_id:str}/test", test_endpoint, methods=["POST"]),
-]
+
+def routes() -> list[Route]:
+    """One Route per path of api/endpoints.py's declarations, in their order."""
+    by_path: dict[str, dict[str, Endpoint]] = defaultdict(dict)
+    for endpoint in ENDPOINTS:
+        by_path[endpoint.path][endpoint.method] = endpoint.handler
+    return [Route(path, by_method(**handlers), methods=list(handlers))
+            for path, handlers in by_path.items()]
 
 
 @asynccontextmanager
@@ -102,6 +89,8 @@ async def delivering(app: Starlette) -> AsyncIterator[None]:
 def by_method(**endpoints: Endpoint) -> Endpoint:
     """One endpoint per method on one path. A single Route (rather than one per method) keeps
     Starlette's 405 and its Allow header listing every method the path takes."""
+    if len(endpoints) == 1:
+        return next(iter(endpoints.values()))
 
     async def dispatch(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method

@@ -6,6 +6,7 @@ from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from leads_api.api.access_log import note_organization
 from leads_api.errors import Forbidden, Unauthorized
 from leads_api.store import Store
 from leads_api.store.tenants import Caller, authenticate
@@ -27,6 +28,7 @@ def require_caller(conn: Connection, key: str | None) -> Caller:
     caller = authenticate(conn, key)
     if caller is None:
         raise Unauthorized("Invalid or revoked API key")
+    note_organization(caller.org.id)
     return caller
 
 

@@ -14,6 +14,7 @@ import orjson
 from starlette.requests import Request
 
 from leads_api.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
+from leads_api.json_shape import check_depth
 
 MAX_BODY_BYTES = 1024 * 1024
 BODY_FIELD = "body"
@@ -35,6 +36,7 @@ async def read_json_object(request: Request) -> dict[str, Any]:
         raise ValidationError(
             f"The request body must be a JSON object, not {_json_kind(parsed)}", field=BODY_FIELD
         )
+    check_depth(parsed)  # before anything encodes a value again (orjson stops at 254 levels)
     return parsed
 
 

@@ -32,7 +32,9 @@ BUILD = _build()
 
 def etag(request: Request, *, org_id: int, data_version: int) -> str:
     query = request.scope["query_string"]
-    material = f"{org_id}\0{data_version}\0{request.url.path}\0{BUILD}\0".encode() + query
+    path = request.scope["path"]  # not request.url: a query string need not be UTF-8
+    head = f"{org_id}\0{data_version}\0{path}\0{BUILD}\0"
+    material = head.encode("utf-8", "surrogatepass") + query
     return '"' + hashlib.blake2b(material, digest_size=16).hexdigest() + '"'
 
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from leads_api.api.envelope import failure
+from leads_api.api.metrics import count_database_error
 from leads_api.errors import (
     ApiError,
     InternalError,
@@ -29,6 +30,10 @@ def error_response(request: Request, error: ApiError) -> Response:
         headers["Retry-After"] = str(error.retry_after_seconds)
     if isinstance(error, MethodNotAllowed) and "allow" in error.details:
         headers["Allow"] = ", ".join(error.details["allow"])
+    if isinstance(error, PayloadTooLarge):
+        # The body is left unread: close the connection after the answer (the server reads
+        # and discards the rest for a moment first, so the client sees this answer).
+        headers["Connection"] = "close"
     return failure(
         request,
         status=error.status,
@@ -43,6 +48,7 @@ async def on_api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     if isinstance(exc, ServiceUnavailable):
         log.warning("database unavailable: %r", exc.__cause__)
+        count_database_error(exc)
     return error_response(request, exc)
 
 
@@ -68,9 +74,4 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 413:
         return error_response(request, PayloadTooLarge("The request body is over 1 MiB"))
     log.error("unexpected HTTP exception %s on %s", exc.status_code, path)
-    return error_response(request, InternalError("An unexpected error occurred"))
-
-
-async def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(request, InternalError("An unexpected error occurred"))

@@ -32,7 +32,13 @@ from leads_api.store.webhooks import (
     signing,
     update_webhook,
 )
-from leads_api.webhook_input import TEST_EVENT_TYPE, subscription_input
+from leads_api.webhook_input import (
+    EVENT_TYPES,
+    MAX_DESCRIPTION_LENGTH,
+    MAX_URL_LENGTH,
+    TEST_EVENT_TYPE,
+    subscription_input,
+)
 
 DEFAULT_DELIVERIES = 50
 MAX_DELIVERIES = 100
@@ -237,3 +243,71 @@ async def test_endpoint(request: Request) -> Response:
             )
         ),
     )
+
+
+# --- the OpenAPI document's schemas (api/endpoints.py declares the endpoints) -------------
+
+_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+_EVENTS: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "items": {"enum": [t.name for t in EVENT_TYPES]},
+    "description": "; ".join(f"`{t.name}`: {t.description}" for t in EVENT_TYPES),
+}
+
+
+def webhook_schema(*, secret: bool = False) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "id": {"type": "string", "pattern": "^wh_[0-9A-Za-z]+$"},
+        "url": {"type": "string", "format": "uri"},
+        "events": _EVENTS,
+        "description": {"type": ["string", "null"]},
+        "enabled": {"type": "boolean"},
+        "failing": {"type": "boolean",
+                    "description": "A delivery failed for good; cleared by the next success"},
+        "createdAt": _TIME,
+        "updatedAt": _TIME,
+    }
+    if secret:
+        properties["secret"] = {
+            "type": "string", "pattern": "^whsec_",
+            "description": "Signs every delivery (Standard Webhooks); shown only here",
+        }
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def subscription_body_schema(*, partial: bool) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "url": {"type": "string", "maxLength": MAX_URL_LENGTH,
+                "description": "http:// or https://; internal addresses are refused unless "
+                "LEADS_WEBHOOK_ALLOW_PRIVATE=1"},
+        "events": {**_EVENTS, "description": "Default: all. " + _EVENTS["description"]},
+        "description": {"type": ["string", "null"], "maxLength": MAX_DESCRIPTION_LENGTH},
+    }
+    if partial:
+        properties["enabled"] = {"type": "boolean"}
+    schema: dict[str, Any] = {
+        "type": "object", "properties": properties, "additionalProperties": False,
+    }
+    if not partial:
+        schema["required"] = ["url"]
+    return schema
+
+
+def delivery_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "eventId": {"type": "string"},
+            "type": {"type": "string"},
+            "attempt": {"type": "integer", "minimum": 1},
+            "outcome": {"enum": ["delivered", "retrying", "failed", "gone"]},
+            "statusCode": {"type": ["integer", "null"]},
+            "error": {"type": ["string", "null"]},
+            "durationMs": {"type": "integer", "minimum": 0},
+            "attemptedAt": _TIME,
+            "nextRetryAt": {"type": ["string", "null"], "format": "date-time"},
+        },
+        "required": ["eventId", "type", "attempt", "outcome", "statusCode", "error",
+                     "durationMs", "attemptedAt", "nextRetryAt"],
+    }

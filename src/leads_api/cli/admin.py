@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import Connection
 
+from leads_api.errors import UsageError
 from leads_api.store import create_engine, database_url_from_env, open_store
 from leads_api.store.migrate import migrate
 from leads_api.store.tenants import (
@@ -20,6 +21,15 @@ from leads_api.store.tenants import (
     require_organization,
     revoke_key,
     update_organization,
+)
+
+# One spelling of each setting for `orgs create` and `orgs update`.
+_BULK_UPDATES = typer.Option(
+    "--allow-bulk-updates/--no-bulk-updates",
+    help="Whether one PATCH may update every lead its email or phone matches.",
+)
+_ATTRIBUTION_DAYS = typer.Option(
+    help="Days after creation a lead's click IDs can be reported."
 )
 
 orgs = typer.Typer(help="Create, list and change organizations.", no_args_is_help=True)
@@ -57,15 +67,12 @@ def _store(mode: str) -> Iterator[Connection]:
 @orgs.command("create")
 def orgs_create(
     name: str,
-    allow_bulk_updates: Annotated[
-        bool, typer.Option(help="Let one PATCH update every lead its email or phone matches.")
-    ] = False,
+    allow_bulk_updates: Annotated[bool, _BULK_UPDATES] = False,
     leads_limit: Annotated[
-        int | None, typer.Option(help="Leads a calendar month may create (default unlimited).")
+        int | None,
+        typer.Option(help="Leads a calendar month may create (default unlimited)."),
     ] = None,
-    attribution_days: Annotated[
-        int, typer.Option(help="Days after creation a lead's click IDs can be reported.")
-    ] = 90,
+    attribution_days: Annotated[int, _ATTRIBUTION_DAYS] = 90,
 ) -> None:
     """Create an organization."""
     with _store("write") as conn:
@@ -82,14 +89,18 @@ def orgs_create(
 @orgs.command("update")
 def orgs_update(
     name: str,
-    allow_bulk_updates: Annotated[
-        bool | None, typer.Option("--allow-bulk-updates/--no-bulk-updates")
+    allow_bulk_updates: Annotated[bool | None, _BULK_UPDATES] = None,
+    leads_limit: Annotated[
+        int | None, typer.Option(help="A new monthly limit of created leads.")
     ] = None,
-    leads_limit: Annotated[int | None, typer.Option(help="New monthly limit.")] = None,
-    unlimited: Annotated[bool, typer.Option(help="Remove the monthly limit.")] = False,
-    attribution_days: Annotated[int | None, typer.Option()] = None,
+    unlimited: Annotated[
+        bool, typer.Option("--unlimited", help="Remove the monthly limit.")
+    ] = False,
+    attribution_days: Annotated[int | None, _ATTRIBUTION_DAYS] = None,
 ) -> None:
-    """Change an organization's settings."""
+    """Change an organization's settings; options not given stay as they are."""
+    if unlimited and leads_limit is not None:
+        raise UsageError("--leads-limit and --unlimited contradict each other: give one")
     limit: int | bool | None = None if unlimited else (leads_limit if leads_limit is not None
                                                      else False)
     with _store("write") as conn:

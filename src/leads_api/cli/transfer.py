@@ -15,7 +15,7 @@ from leads_api.errors import UsageError
 from leads_api.store import open_store
 from leads_api.transfer.bulk import quiet_gc
 from leads_api.transfer.exporter import export_leads, export_query
-from leads_api.transfer.formats import FORMATS, format_of, open_records
+from leads_api.transfer.formats import FORMATS, estimated_records, format_of, open_records
 from leads_api.transfer.importer import import_records
 from leads_api.transfer.progress import tracker
 
@@ -41,6 +41,8 @@ def import_command(
     store = open_store()
     try:
         with open_records(file) as records, tracker(f"Importing {file.name}") as progress:
+            if progress is not None:
+                progress.start(estimated_records(file))
             report = import_records(
                 store, org_name=org, records=records, skip_invalid=skip_invalid,
                 progress=progress,

@@ -16,6 +16,8 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
+import tempfile
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
@@ -26,6 +28,7 @@ import uvicorn
 from leads_api.errors import UsageError
 
 LISTEN_BACKLOG = 2048
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SHUTDOWN_GRACE_S = 30.0
 
 
@@ -57,6 +60,12 @@ def run_workers(config: dict[str, Any], host: str, port: int, workers: int) -> N
     except OSError as error:
         raise UsageError(f"Cannot listen on {host}:{port}: {error.strerror}") from None
     context = multiprocessing.get_context("spawn")
+    # Metrics (when on, api/metrics.py) are added up over the workers from files in one
+    # fresh directory; the spawned workers inherit its name.
+    metrics_dir = tempfile.TemporaryDirectory(prefix="leads-api-metrics-")
+    os.environ.setdefault(MULTIPROC_ENV, metrics_dir.name)
+    print(f"leads-api serving on http://{_shown_host(host)}:{port} with {workers} worker "
+          "processes (Ctrl-C to stop)", file=sys.stderr, flush=True)
 
     def start() -> BaseProcess:
         process = context.Process(target=_serve, args=(config, host, port), daemon=False)
@@ -90,6 +99,11 @@ def run_workers(config: dict[str, Any], host: str, port: int, workers: int) -> N
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        metrics_dir.cleanup()
+
+
+def _shown_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def _serve(config: dict[str, Any], host: str, port: int) -> None:

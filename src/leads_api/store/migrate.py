@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from leads_api.errors import UsageError
 
@@ -22,8 +23,15 @@ def _config() -> Config:
     return config
 
 
+@cache
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def schema_is_current(conn: Connection) -> bool:
+    """Whether this database's schema is the one this code needs: one small read, cheap
+    enough for a readiness probe every second."""
+    return MigrationContext.configure(conn).get_current_revision() == head_revision()
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -49,8 +57,15 @@ def ensure_sqlite_schema(engine: Engine) -> None:
         migrate(engine)
         return
     path = Path(database).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(path) + ".migrate-lock", "w") as lock:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(str(path) + ".migrate-lock", "w")  # noqa: SIM115 (closed below)
+    except OSError as error:
+        raise UsageError(
+            f"Cannot create the SQLite database {path}: {error.strerror} "
+            "(check LEADS_DATABASE_URL)"
+        ) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         migrate(engine)
 

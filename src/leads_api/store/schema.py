@@ -101,6 +101,16 @@ leads = sa.Table(
     sa.Index("ix_leads_org_phone", "org_id", "phone"),
 )
 
+# `sessionId=` finds the lead(s) of one pixel session. Most leads have no session id, so
+# only those with one are indexed: imports without them pay nothing for the index.
+sa.Index(
+    "ix_leads_org_session",
+    leads.c.org_id,
+    leads.c.session_id,
+    sqlite_where=leads.c.session_id.is_not(None),
+    postgresql_where=leads.c.session_id.is_not(None),
+)
+
 # PostgreSQL cannot walk an ascending index backwards for `value DESC NULLS LAST` (that
 # gives NULLS FIRST), so the sort by value:desc gets an index of its own there. SQLite
 # already puts NULLs last when descending, and has no NULLS LAST in CREATE INDEX.

@@ -20,6 +20,7 @@ import orjson
 
 from leads_api.errors import UsageError
 from leads_api.fields import FIELD_NAMES
+from leads_api.json_shape import MAX_LINE_BYTES
 from leads_api.transfer.rows import unknown_field
 
 JSONL = "jsonl"
@@ -71,12 +72,41 @@ def open_records(path: Path) -> Iterator[Iterator[Record]]:
         yield _jsonl_records(handle) if fmt == JSONL else _csv_records(handle, path)
 
 
+ESTIMATE_SAMPLE_BYTES = 1024 * 1024
+
+
+def estimated_records(path: Path) -> int | None:
+    """About how many leads the file holds, for a progress bar's total: its lines counted
+    when it is small, else its size over the mean line length of its first MiB (exact
+    enough for a bar; a CSV record spanning lines is rare). None when it cannot tell.
+
+    >>> import tempfile; f = Path(tempfile.mkdtemp()) / "x.csv"
+    >>> _ = f.write_text("name\\nAda\\nBob\\n"); estimated_records(f)
+    2
+    """
+    fmt = format_of(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(ESTIMATE_SAMPLE_BYTES)
+    except OSError:
+        return None
+    lines = head.count(b"\n") + (1 if head and not head.endswith(b"\n") else 0)
+    if lines == 0:
+        return None
+    estimate = lines if len(head) == size else round(size * lines / len(head))
+    return max(0, estimate - 1) if fmt == CSV else estimate
+
+
 def _jsonl_records(lines: IO[bytes]) -> Iterator[Record]:
     # Lines are left unparsed: the import parses them where it checks them, which may be
     # another process (a bytes line is far cheaper to hand over than a parsed object).
     for number, raw in enumerate(lines, 1):
         text = raw[len(_BOM):] if number == 1 and raw.startswith(_BOM) else raw
         if not text.strip():
+            continue
+        if len(text) > MAX_LINE_BYTES:  # as large as a request body may be, and no larger
+            yield Record(number, error=f"the line is over 1 MiB ({MAX_LINE_BYTES} bytes)")
             continue
         yield Record(number, raw=text)
 

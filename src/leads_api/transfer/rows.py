@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from leads_api.errors import ValidationError
 from leads_api.fields import FIELD_NAMES, LEAD_FIELDS, Field, Kind
+from leads_api.json_shape import check_depth
 from leads_api.lead import new_lead_id
 from leads_api.lead_input import (
     MAX_TIMESTAMP_MS,
@@ -80,6 +81,7 @@ def read_object(obj: Any) -> Incoming:
     """Check every key and value of one lead object; ValidationError names the first bad one."""
     if not isinstance(obj, dict):
         raise ValidationError("a lead must be a JSON object")
+    check_depth(obj)  # before custom_value encodes anything
     lead_id: str | None = None
     columns: dict[str, Any] = {}
     for key, value in obj.items():
