@@ -32,6 +32,8 @@ NOT_ABOUT_LEADS = {
     "leads_api.store.engine": "connections and transactions",
     "leads_api.store.migrate": "schema upgrades, over whole databases",
     "leads_api.store.schema": "table declarations",
+    "leads_api.store.delivery_queue": "webhook messages across organizations, each bound to "
+    "its subscription's organization; never reads leads",
 }
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import orjson
 from starlette.applications import Starlette
@@ -21,13 +23,20 @@ from leads_api.api.errors import on_api_error, on_http_exception
 from leads_api.api.guard import Guard
 from leads_api.api.metrics import RequestMetrics, metrics_enabled
 from leads_api.api.openapi import document
+from leads_api.delivery.deliverer import Deliverer, DeliveryThread
 from leads_api.errors import ApiError
 from leads_api.store import Store, open_store
 
 
-def create_app(store: Store | None = None, answer_cache: AnswerCache | None = None) -> Starlette:
+def create_app(
+    store: Store | None = None,
+    answer_cache: AnswerCache | None = None,
+    *,
+    deliver_webhooks: bool = False,
+) -> Starlette:
     """The app over `store` (default: the store LEADS_DATABASE_URL names), with
-    `answer_cache` (default: LEADS_ANSWER_CACHE_MB's size, see answer_cache.py)."""
+    `answer_cache` (default: LEADS_ANSWER_CACHE_MB's size, see answer_cache.py); with
+    `deliver_webhooks`, it runs a webhook deliverer while it serves."""
     # Outermost first. The access log sees every answer, the Guard's 500s included; CORS
     # wraps those too, so a browser can read them; the Guard (guard.py) turns unexpected
     # exceptions and vanished clients into one log line each.
@@ -44,6 +53,7 @@ def create_app(store: Store | None = None, answer_cache: AnswerCache | None = No
             ApiError: on_api_error,
             HTTPException: on_http_exception,
         },
+        lifespan=delivering if deliver_webhooks else None,
     )
     # `/api/leads/` is not a route: answer 404 in the envelope rather than Starlette's bare
     # redirect, which a client POSTing a lead would not follow.
@@ -66,6 +76,16 @@ def routes() -> list[Route]:
             for path, handlers in by_path.items()]
 
 
+@asynccontextmanager
+async def delivering(app: Starlette) -> AsyncIterator[None]:
+    """Lifespan of a serving process: a webhook deliverer runs beside the server."""
+    thread = DeliveryThread(Deliverer(app.state.store)).start()
+    try:
+        yield
+    finally:
+        thread.stop()
+
+
 def by_method(**endpoints: Endpoint) -> Endpoint:
     """One endpoint per method on one path. A single Route (rather than one per method) keeps
     Starlette's 405 and its Allow header listing every method the path takes."""
@@ -81,4 +101,5 @@ def by_method(**endpoints: Endpoint) -> Endpoint:
 
 def app_from_env() -> Starlette:
     """Factory for `uvicorn --factory leads_api.api.app:app_from_env` (one per worker)."""
-    return create_app()
+    delivery = os.environ.get("LEADS_WEBHOOK_DELIVERY", "1").strip().lower()
+    return create_app(deliver_webhooks=delivery not in ("0", "false", "no", "off"))

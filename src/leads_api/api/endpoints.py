@@ -25,6 +25,18 @@ from leads_api.api.metrics import metrics_endpoint
 from leads_api.api.openapi_route import openapi_endpoint
 from leads_api.api.read import list_leads_endpoint, one_lead_endpoint
 from leads_api.api.stats import stats_endpoint
+from leads_api.api.webhooks import (
+    DEFAULT_DELIVERIES,
+    MAX_DELIVERIES,
+    deliveries_endpoint,
+    delivery_schema,
+    rotate_secret_endpoint,
+    subscription_body_schema,
+    test_endpoint,
+    webhook_endpoint,
+    webhook_schema,
+    webhooks_endpoint,
+)
 from leads_api.api.write import (
     IDEMPOTENCY_HEADER,
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -89,6 +101,9 @@ NOT_MODIFIED = Answer("Not modified since the answer the If-None-Match tag names
 _LEADS = "Leads"
 _ACCOUNT = "Account"
 _SERVICE = "Service"
+_WEBHOOKS = "Webhooks"
+_WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True,
+               "schema": {"type": "string"}, "description": "The subscription's id (`wh_...`)."}
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
@@ -202,6 +217,83 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             "type": "object", "properties": {"success": {"const": True}},
             "required": ["success"], "additionalProperties": False,
         })},
+    ),
+    Endpoint(
+        "GET", "/api/webhooks", webhooks_endpoint,
+        summary="The organization's webhook subscriptions (never their secrets)",
+        tag=_WEBHOOKS,
+        answers={200: Answer("Subscriptions, oldest first", s.success_schema(
+            {"type": "array", "items": webhook_schema()}))},
+        errors=(InvalidFilter,),
+    ),
+    Endpoint(
+        "POST", "/api/webhooks", webhooks_endpoint,
+        summary="Subscribe a URL to lead events (Zapier REST hooks: subscribe)",
+        tag=_WEBHOOKS,
+        description="Every change of the organization's leads is then POSTed to `url`, "
+        "signed per Standard Webhooks, retried for about 24 hours, in order per lead. "
+        "Read-only keys: 403.",
+        body=subscription_body_schema(partial=False),
+        answers={201: Answer("Subscribed; the secret is shown only here",
+                             s.success_schema(webhook_schema(secret=True)))},
+        errors=(*BODY_ERRORS, Forbidden, InvalidFilter),
+    ),
+    Endpoint(
+        "GET", "/api/webhooks/{webhook_id}", webhook_endpoint,
+        summary="One subscription",
+        tag=_WEBHOOKS,
+        parameters=(_WEBHOOK_ID,),
+        answers={200: Answer("The subscription", s.success_schema(webhook_schema()))},
+        errors=(NotFound, InvalidFilter),
+    ),
+    Endpoint(
+        "PATCH", "/api/webhooks/{webhook_id}", webhook_endpoint,
+        summary="Change a subscription's url, events, description or enabled",
+        tag=_WEBHOOKS,
+        description="Disabling pauses it (no new events; pending ones wait); enabling "
+        "clears `failing`.",
+        parameters=(_WEBHOOK_ID,),
+        body=subscription_body_schema(partial=True),
+        answers={200: Answer("The changed subscription", s.success_schema(webhook_schema()))},
+        errors=(*BODY_ERRORS, Forbidden, NotFound, InvalidFilter),
+    ),
+    Endpoint(
+        "DELETE", "/api/webhooks/{webhook_id}", webhook_endpoint,
+        summary="Delete a subscription and its pending events (Zapier REST hooks: unsubscribe)",
+        tag=_WEBHOOKS,
+        parameters=(_WEBHOOK_ID,),
+        answers={204: Answer("Deleted", media_types=())},
+        errors=(Forbidden, NotFound, InvalidFilter),
+    ),
+    Endpoint(
+        "POST", "/api/webhooks/{webhook_id}/rotate-secret", rotate_secret_endpoint,
+        summary="A new secret; the old one keeps signing beside it for 24 hours",
+        tag=_WEBHOOKS,
+        parameters=(_WEBHOOK_ID,),
+        answers={200: Answer("The subscription with its new secret",
+                             s.success_schema(webhook_schema(secret=True)))},
+        errors=(Forbidden, NotFound, InvalidFilter),
+    ),
+    Endpoint(
+        "GET", "/api/webhooks/{webhook_id}/deliveries", deliveries_endpoint,
+        summary="The subscription's latest delivery attempts, newest first",
+        tag=_WEBHOOKS,
+        parameters=(_WEBHOOK_ID, {
+            "name": "limit", "in": "query", "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_DELIVERIES,
+                       "default": DEFAULT_DELIVERIES},
+        }),
+        answers={200: Answer("Attempts", s.success_schema(
+            {"type": "array", "items": delivery_schema()}))},
+        errors=(ValidationError, NotFound, InvalidFilter),
+    ),
+    Endpoint(
+        "POST", "/api/webhooks/{webhook_id}/test", test_endpoint,
+        summary="Send a `webhook.test` event now, once, and answer with what happened",
+        tag=_WEBHOOKS,
+        parameters=(_WEBHOOK_ID,),
+        answers={200: Answer("The attempt", s.success_schema(delivery_schema()))},
+        errors=(Forbidden, NotFound, InvalidFilter),
     ),
     Endpoint(
         "GET", "/healthz", healthz_endpoint,

@@ -7,7 +7,7 @@ import sys
 import typer
 from sqlalchemy import exc
 
-from leads_api.cli import admin, serve, transfer
+from leads_api.cli import admin, serve, transfer, webhooks
 from leads_api.errors import ServiceUnavailable, UsageError
 from leads_api.store.engine import database_url_from_env, describe_database_error
 
@@ -21,6 +21,7 @@ app = typer.Typer(
 serve.register(app)
 admin.register(app)
 transfer.register(app)
+webhooks.register(app)
 
 
 def main() -> None:

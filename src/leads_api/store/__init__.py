@@ -5,6 +5,9 @@ Every function that touches leads takes the organization id as a required keywor
 
 from __future__ import annotations
 
+# Every unit of work writes its webhook messages in its own transaction: importing the
+# outbox registers it as a write listener, wherever the store is used.
+from leads_api.store import outbox  # noqa: F401
 from leads_api.store.engine import Store, create_engine, database_url_from_env
 from leads_api.store.migrate import ensure_sqlite_schema, require_current_schema
 

@@ -203,3 +203,95 @@ def _category_rollup(column: str) -> sa.Table:
 category_rollups: dict[str, sa.Table] = {
     name: _category_rollup(FIELDS_BY_NAME[name].column) for name in CATEGORY_NAMES
 }
+
+# --- Webhooks (store/webhooks.py, store/outbox.py) -------------------------------------------
+
+# An id that grows and is never reused, on both databases: SQLite's AUTOINCREMENT keeps
+# deleted ids from coming back (the outbox deletes what it delivered).
+Serial = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+# A subscription. `events` holds its event types between commas (",lead.created,"), so one
+# LIKE picks the subscriptions of a type. The secrets sign, so they are kept as issued.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("previous_secret", sa.Text, nullable=True),  # signs beside it until:
+    sa.Column("previous_secret_until", sa.BigInteger, nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("failing", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_webhooks_org", "org_id", "enabled"),
+)
+
+# One row per change of a lead that an enabled subscription listened to, written in the
+# change's own transaction: the lead object as it was after the change, once, however many
+# subscriptions and event types it fans out to. Pruned once nothing in the outbox needs it.
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column("seq", Serial, primary_key=True, autoincrement=True),
+    sa.Column("org_id", sa.Integer, nullable=False),
+    sa.Column("lead_id", sa.Text, nullable=False),
+    sa.Column("created", sa.Boolean, nullable=False),
+    sa.Column("status_changed", sa.Boolean, nullable=False),
+    sa.Column("lead", sa.Text, nullable=False),  # the lead object's JSON
+    sa.Column("occurred_at", sa.BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+# The transactional outbox: one row per message still to deliver (subscription x event x
+# type). `position` (event seq * 4 + the type's rank) orders a lead's messages; a row is
+# claimed by moving `next_attempt_at` past the claim's lease, and deleted once delivered.
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column(
+        "webhook_id",
+        sa.Text,
+        sa.ForeignKey("webhooks.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("event_seq", sa.BigInteger, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("lead_id", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.BigInteger, nullable=False),
+    sa.Column("claimed_by", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_webhook_outbox_due", "webhook_id", "next_attempt_at"),
+    sa.Index("ix_webhook_outbox_lead", "webhook_id", "lead_id", "position"),
+    sa.Index("ix_webhook_outbox_event", "event_seq"),
+)
+
+# Every delivery attempt, for GET /api/webhooks/{id}/deliveries; the newest few per
+# subscription are kept (store/outbox.py prunes the rest).
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", Serial, primary_key=True, autoincrement=True),
+    sa.Column(
+        "webhook_id",
+        sa.Text,
+        sa.ForeignKey("webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("type", sa.Text, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),  # delivered | retrying | failed | gone
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("attempted_at", sa.BigInteger, nullable=False),
+    sa.Column("next_retry_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    sqlite_autoincrement=True,
+)

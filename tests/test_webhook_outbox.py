@@ -1,0 +1,127 @@
+"""The transactional outbox: every change of leads writes its messages in its own
+transaction (creates, PATCHes, imports), a refused or rolled-back write writes none, and
+an organization without subscriptions writes nothing at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+import sqlalchemy as sa
+from starlette.testclient import TestClient
+
+from cli_support import Cli
+from conftest import lead_row
+from leads_api.store import Store
+from leads_api.store.tenants import Organization
+from leads_api.store.unit_of_work import insert_leads
+from server import free_port
+from webhook_receiver import Receiver
+from webhook_support import create_lead, outbox_rows, patch_lead, stored_changes, subscribe
+
+
+@pytest.fixture(autouse=True)
+def allow_private(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADS_WEBHOOK_ALLOW_PRIVATE", "1")
+
+
+@pytest.fixture
+def receiver() -> Receiver:
+    return Receiver(port=free_port())  # never started: these tests only read the outbox
+
+
+def test_creates_and_changes_write_their_messages(
+    client: TestClient, store: Store, receiver: Receiver
+) -> None:
+    hook = subscribe(client, receiver)
+    lead = create_lead(client)
+    assert outbox_rows(store, hook["id"]) == [("lead.created", lead)]
+    patch_lead(client, lead, note="called back")
+    patch_lead(client, lead, status="qualified")
+    assert outbox_rows(store, hook["id"]) == [
+        ("lead.created", lead),
+        ("lead.updated", lead),
+        ("lead.updated", lead),
+        ("lead.status_changed", lead),
+    ]
+
+
+def test_each_subscription_gets_only_its_event_types(
+    client: TestClient, store: Store, receiver: Receiver
+) -> None:
+    statuses = subscribe(client, receiver, events=["lead.status_changed"])
+    creates = subscribe(client, receiver, events=["lead.created"])
+    disabled = subscribe(client, receiver)
+    assert client.patch(f"/api/webhooks/{disabled['id']}", json={"enabled": False}).is_success
+    lead = create_lead(client)
+    patch_lead(client, lead, note="x")
+    patch_lead(client, lead, status="won")
+    assert outbox_rows(store, statuses["id"]) == [("lead.status_changed", lead)]
+    assert outbox_rows(store, creates["id"]) == [("lead.created", lead)]
+    assert outbox_rows(store, disabled["id"]) == []
+
+
+def test_refused_and_rolled_back_writes_write_nothing(
+    client: TestClient, store: Store, org: Organization, receiver: Receiver
+) -> None:
+    hook = subscribe(client, receiver)
+    assert client.patch("/api/leads", json={"id": "lead_nope1234567890123", "note": "x"})\
+        .status_code == 404
+    assert client.post("/api/leads", json={"name": 5, "status": "won"}).status_code == 400
+    with pytest.raises(RuntimeError), store.write() as conn:
+        insert_leads(conn, org_id=org.id, rows=[lead_row()])
+        raise RuntimeError("roll back")
+    assert outbox_rows(store, hook["id"]) == []
+    assert stored_changes(store, org.id) == 0
+
+
+def test_an_organization_without_subscriptions_stores_no_changes(
+    client: TestClient, store: Store, org: Organization, receiver: Receiver
+) -> None:
+    lead = create_lead(client)
+    patch_lead(client, lead, status="won")
+    assert stored_changes(store, org.id) == 0
+    hook = subscribe(client, receiver)
+    assert client.delete(f"/api/webhooks/{hook['id']}").status_code == 204
+    patch_lead(client, lead, note="after")
+    assert stored_changes(store, org.id) == 0
+
+
+def test_the_message_holds_the_lead_as_get_returns_it(
+    client: TestClient, store: Store, receiver: Receiver
+) -> None:
+    subscribe(client, receiver)
+    lead = create_lead(client, email="ada@example.com", gclid="Cj0", ad_storage="granted")
+    patch_lead(client, lead, status="won", value=12.5)
+    with store.read() as conn:
+        stored = conn.execute(
+            sa.text("SELECT lead FROM webhook_events WHERE lead_id = :l ORDER BY seq DESC"),
+            {"l": lead},
+        ).first()[0]
+    assert orjson.loads(stored) == client.get(f"/api/leads/{lead}").json()["data"]
+
+
+def test_an_import_fans_out_every_insert_and_update(
+    client: TestClient, store: Store, org: Organization, receiver: Receiver, cli: Cli,
+    tmp_path: Path,
+) -> None:
+    hook = subscribe(client, receiver)
+    existing = [create_lead(client) for _ in range(3)]
+    before = len(outbox_rows(store, hook["id"]))
+    lines = [{"id": existing[0], "status": "won"}, {"id": existing[1], "note": "imported"},
+             {"id": existing[2], "name": "Ada"}]  # unchanged: no message
+    lines += [{"name": f"new {i}"} for i in range(250)]
+    path = tmp_path / "leads.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    cli.ok("import", "--org", org.name, path)
+    messages = outbox_rows(store, hook["id"])[before:]
+    updates = [m for m in messages if m[1] in existing]
+    assert updates == [
+        ("lead.updated", existing[0]),
+        ("lead.status_changed", existing[0]),
+        ("lead.updated", existing[1]),
+    ]
+    created = [m for m in messages if m[1] not in existing]
+    assert {t for t, _ in created} == {"lead.created"}
+    assert len({lead for _, lead in created}) == len(created) == 250
