@@ -50,6 +50,8 @@ def load_results(directory: Path) -> dict[str, list[Result]]:
     groups: dict[str, list[Result]] = defaultdict(list)
     for path in sorted(directory.glob("*.json")):
         result = json.loads(path.read_text())
+        if "label" not in result or "queries" not in result:
+            continue  # another harness's results (they live in folders of their own)
         groups[result["label"]].append(result)
     order = sorted(groups, key=lambda label: min(r["machine"]["date"] for r in groups[label]))
     return {label: sorted(groups[label], key=lambda r: r["backend"], reverse=True)

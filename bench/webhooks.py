@@ -1,8 +1,8 @@
 """Webhook delivery: fan-out throughput to one local receiver, and commit-to-receiver
 latency while idle. Small and bounded (a couple of minutes per backend).
 
-    python -m bench.webhooks --backend sqlite --out bench/results/webhooks-sqlite.json
-    python -m bench.webhooks --backend postgres --out bench/results/webhooks-postgres.json
+    python -m bench.webhooks --backend sqlite --out bench/results/webhooks/sqlite.json
+    python -m bench.webhooks --backend postgres --out bench/results/webhooks/postgres.json
 
 Fan-out: an import of --events new leads into an organization with one subscription,
 with nothing delivering (beside the same import into one without: the outbox's cost);
