@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,11 +23,25 @@ from leads_api.store.tenants import data_version
 
 
 async def list_leads_endpoint(request: Request) -> Response:
+    def compute(conn: Connection, org_id: int, query_string: str) -> bytes:
+        query = parse_list_query(split_query_string(query_string), org_id=org_id)
+        page = list_leads(conn, org_id=org_id, query=query)
+        return success_head(page_objects(page), pagination=pagination(query, page, org_id=org_id))
+
+    return await cached_answer(request, compute)
+
+
+Compute = Callable[[Connection, int, str], bytes]  # (conn, org id, raw query string) -> head
+
+
+async def cached_answer(request: Request, compute: Compute, *, cache_prefix: str = "") -> Response:
+    """A GET answer that is a function of (organization, URL, its leads): auth, then a 304
+    when If-None-Match names this data version's ETag, then the answer cache (its keys under
+    `cache_prefix`), computing the answer only when no kept one is this version's."""
     store: Store = request.app.state.store
+    cache: AnswerCache = request.app.state.answer_cache
     key = key_from_headers(request)
     query_string = request.scope["query_string"].decode("latin-1")
-
-    cache: AnswerCache = request.app.state.answer_cache
 
     def work() -> Response:
         with store.read() as conn:
@@ -34,20 +51,15 @@ async def list_leads_endpoint(request: Request) -> Response:
             if client_has(request, tag):
                 return not_modified(request, tag)
 
-            def compute() -> bytes:
-                pairs = split_query_string(query_string)
-                query = parse_list_query(pairs, org_id=org_id)
-                page = list_leads(conn, org_id=org_id, query=query)
-                return success_head(
-                    page_objects(page), pagination=pagination(query, page, org_id=org_id)
-                )
-
             def still_at_version() -> bool:
                 # Each statement may see a newer snapshot on PostgreSQL: the answer is
                 # exactly version's only if no write committed while it was computed.
                 return data_version(conn, org_id=org_id) == version
 
-            head, exact = cache.answer(org_id, query_string, version, compute, still_at_version)
+            head, exact = cache.answer(
+                org_id, cache_prefix + query_string, version,
+                lambda: compute(conn, org_id, query_string), still_at_version,
+            )
         return success_from_head(request, head, headers={"ETag": tag} if exact else None)
 
     return await run_in_threadpool(work)
