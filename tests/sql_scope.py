@@ -71,7 +71,9 @@ def _owner_keys() -> dict[tuple[str, str], tuple[str, str]]:
 
 def _catalog(table: exp.Table) -> bool:
     """A database's own catalog (what the migration check reads), not the service's data."""
-    return table.db in ("pg_catalog", "information_schema") or table.name.startswith("sqlite_")
+    return table.db in ("pg_catalog", "information_schema") or table.name.startswith(
+        ("pg_", "sqlite_")  # names both databases keep for their own tables
+    )
 
 
 @cache

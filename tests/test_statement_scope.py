@@ -6,12 +6,13 @@ checks those).
 
 The service's whole surface runs once on each database (the API's reads and writes, the
 answer cache and conditional GETs, the change feed, webhooks and their delivery, an import
-and an export by the CLI) while every statement is captured where it reaches the driver:
-SQLAlchemy's `before_cursor_execute` on PostgreSQL plus psycopg's COPY, which bypasses
-SQLAlchemy; on SQLite the driver's own trace of every statement SQLite runs (raw cursors
-included), with its parameters inlined. Each statement is attributed to the innermost
-function of the service that ran it, and the only statements allowed to leave a table
-unpinned are the EXCEPTIONS below, each with its reason.
+and an export by the CLI) while every statement is captured where it reaches the driver,
+whoever sends it (SQLAlchemy or code on the raw connection): on PostgreSQL psycopg's
+cursors (execute, executemany, stream, server-side cursors, and COPY with its rows); on
+SQLite the driver's trace of every statement SQLite runs, with its parameters inlined.
+Each statement is attributed to the innermost function of the service that ran it, and
+the only statements allowed to leave a table unpinned are the EXCEPTIONS below, each with
+its reason.
 
 Not captured, whole-database by nature: the Alembic migrations (`leads-api migrate`, run
 before the service starts; on Citus they are run through the coordinator), and maintenance
@@ -34,7 +35,6 @@ import psycopg
 import pytest
 import sqlglot.errors
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 from starlette.testclient import TestClient
 
@@ -101,15 +101,21 @@ class Capture:
 
     @contextmanager
     def running(self, monkeypatch: pytest.MonkeyPatch) -> Iterator[Capture]:
-        event.listen(Engine, "before_cursor_execute", self._on_execute)
         event.listen(Pool, "checkout", self._on_checkout)
+        for cursor_class, method in (
+            (psycopg.Cursor, "execute"), (psycopg.Cursor, "stream"),
+            (psycopg.ServerCursor, "execute"),
+        ):
+            monkeypatch.setattr(cursor_class, method,
+                                self._execute(getattr(cursor_class, method)))
+        monkeypatch.setattr(psycopg.Cursor, "executemany",
+                            self._executemany(psycopg.Cursor.executemany))
         monkeypatch.setattr(psycopg.Cursor, "copy", self._copy(psycopg.Cursor.copy))
         self._on = True
         try:
             yield self
         finally:
             self._on = False
-            event.remove(Engine, "before_cursor_execute", self._on_execute)
             event.remove(Pool, "checkout", self._on_checkout)
             for sqlite in self._traced:
                 with suppress(Exception):  # closed meanwhile
@@ -122,14 +128,22 @@ class Capture:
             with self._lock:
                 self.seen.append(Executed(sql, dialect, _caller()))
 
-    def _on_execute(
-        self, conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
-        executemany: bool,
-    ) -> None:
-        if conn.dialect.name != "postgresql":
-            return  # SQLite's own trace sees these, and its raw cursors' too
-        for params in parameters if executemany else [parameters]:
-            self._add(inline(statement, params), "postgres")
+    def _execute(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def execute(cursor: Any, query: Any, params: Any = None, *args: Any, **kw: Any) -> Any:
+            self._add(inline(_text(cursor, query), params), "postgres")
+            return original(cursor, query, params, *args, **kw)
+
+        return execute
+
+    def _executemany(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        def executemany(cursor: Any, query: Any, params_seq: Any, *args: Any, **kw: Any) -> Any:
+            params_seq = list(params_seq)
+            text = _text(cursor, query)
+            for params in params_seq:
+                self._add(inline(text, params), "postgres")
+            return original(cursor, query, params_seq, *args, **kw)
+
+        return executemany
 
     def _on_checkout(self, dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         if hasattr(dbapi_connection, "set_trace_callback"):  # sqlite3
@@ -141,8 +155,7 @@ class Capture:
 
         @contextmanager
         def copy(cursor: psycopg.Cursor[Any], statement: Any, *args: Any, **kw: Any) -> Any:
-            text = statement.as_string(cursor.connection) if hasattr(statement, "as_string") \
-                else str(statement)
+            text = _text(cursor, statement)
             rows: list[Sequence[Any]] = []
             with original(cursor, statement, *args, **kw) as raw:
                 write_row = raw.write_row
@@ -159,6 +172,12 @@ class Capture:
         return copy
 
 
+def _text(cursor: Any, query: Any) -> str:
+    if isinstance(query, bytes):
+        return query.decode()
+    return str(query.as_string(cursor.connection)) if hasattr(query, "as_string") else str(query)
+
+
 def _caller() -> str:
     frame = sys._getframe(2)
     while frame is not None:
@@ -171,6 +190,8 @@ def _caller() -> str:
 
 def inline(statement: str, params: Any) -> str:
     """A psycopg statement with its parameters as literals (`%(name)s`, `%s`, `%%`)."""
+    if params is None:
+        return statement  # nothing to inline, and a literal `%` stays as written
     position = iter(params) if isinstance(params, (list, tuple)) else iter(())
 
     def literal(match: re.Match[str]) -> str:
