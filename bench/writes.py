@@ -26,7 +26,8 @@ from bench.load import Target
 
 _LUA = """
 local mark = %(mark)s
-local ids = {%(ids)s}
+local ids = {}
+for line in io.lines(%(ids)s) do ids[#ids + 1] = line end
 local out = io.open(%(out)s, "a")
 local counter = 0
 sent = 0
@@ -98,9 +99,11 @@ def run(base: str, key: str, target: Target, org_id: int, *, kind: str, duration
     with tempfile.TemporaryDirectory(prefix="bench-writes-") as tmp:
         acked_file = Path(tmp) / "acked.txt"
         acked_file.touch()
+        ids_file = Path(tmp) / "ids.txt"
+        ids_file.write_text("".join(f"{i}\n" for i in ids))
         script = Path(tmp) / "writes.lua"
         script.write_text(_LUA % {
-            "mark": json.dumps(mark), "ids": ", ".join(json.dumps(i) for i in ids),
+            "mark": json.dumps(mark), "ids": json.dumps(str(ids_file)),
             "out": json.dumps(str(acked_file)), "key": json.dumps(key), "threads": 1,
             "patch": "true" if patch else "false",
         })
