@@ -29,7 +29,6 @@ from leads_api.api.ceiling import CEILING_PATH
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/leads_bench"
 SOAK_PG_URL = "postgresql://postgres@127.0.0.1:5432/leads_bench_soak"
 QUICK_ROWS, QUICK_DURATION = 20_000, 3
-FRESH_CHECKS = 20  # URLs of each fresh shape checked against the SQL before its run
 
 
 def say(message: str) -> None:
@@ -216,7 +215,8 @@ def _fresh_lists(args: argparse.Namespace, data: Dataset, names: list[str]) -> F
         urls = fresh.fresh_urls(name, args.seed, own + mixed_share, org.leads)
         split = len(urls) * own // (own + mixed_share)
         shapes[name], part = urls[:split], urls[split:]
-        warm[name] = min(len(shapes[name]) // 4, max(FRESH_CHECKS, args.fresh_rate * args.warmup))
+        head = max(args.fresh_checks, args.fresh_rate * args.warmup)
+        warm[name] = min(len(shapes[name]) // 4, head)
         mixed_parts.append(part)
     mixed = fresh.interleave(mixed_parts)
     return FreshLists(shapes, warm, mixed, min(len(mixed) // 4, args.fresh_rate * args.warmup))
@@ -288,7 +288,7 @@ def _fresh(args: argparse.Namespace, target: load.Target, data: Dataset, server:
         warm = lists.warm[name]
         checked, problem = _check_sample(
             target, server, keys, data, ids,
-            list(fresh.sample(queries[:warm], args.seed, FRESH_CHECKS)))
+            list(fresh.sample(queries[:warm], args.seed, args.fresh_checks)))
         entry: dict[str, Any] = {
             "name": name, "title": queries[0].title, "org": org.name, "urls": len(queries),
             "example": queries[warm].path if warm < len(queries) else queries[0].path,
@@ -304,7 +304,7 @@ def _fresh(args: argparse.Namespace, target: load.Target, data: Dataset, server:
                 f"p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms, repeats {api['repeats']} "
                 f"{api['errors'] or ''}")
         shapes.append(entry)
-    result: dict[str, Any] = {"shapes": shapes, "checks_per_shape": FRESH_CHECKS}
+    result: dict[str, Any] = {"shapes": shapes, "checks_per_shape": args.fresh_checks}
     if all("error" not in s for s in shapes) and lists.mixed:
         mixed = _entries(lists.mixed, data, keys)
         entry = {"name": "mixed", "title": "all shapes, interleaved", "urls": len(mixed),
@@ -435,7 +435,8 @@ def run(args: argparse.Namespace) -> int:
             "rows": args.rows, "seed": args.seed, "duration_s": args.duration,
             "workers": args.workers, "connections": args.connections, "quick": args.quick,
             "max_duration_s": args.max_duration, "warmup_s": args.warmup,
-            "fresh_rate": args.fresh_rate, "workers_curve": args.workers_curve,
+            "fresh_rate": args.fresh_rate, "fresh_checks": args.fresh_checks,
+            "workers_curve": args.workers_curve,
         },
         "organizations": [{"name": o.name, "leads": o.leads} for o in data.orgs],
     }
@@ -560,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--fresh-rate", type=int, default=3000,
                        help="req/s each fresh list is long enough for without repeating a "
                        "URL (default 3000; faster runs repeat, and say how often)")
+    run_p.add_argument("--fresh-checks", type=int, default=20,
+                       help="URLs of each fresh shape checked against the SQL first (20)")
     run_p.add_argument("--workers-curve", type=lambda s: [int(w) for w in s.split(",")],
                        help="also run the fresh mix on servers of these worker counts: 1,2,4")
     report_p = commands.add_parser("report", help="results JSON -> RESULTS.md and PNG charts")
