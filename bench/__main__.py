@@ -168,7 +168,7 @@ def _measure(args: argparse.Namespace, target: load.Target, data: Dataset, cli: 
         timings["fresh_s"] = round(time.perf_counter() - clock, 1)
         ceiling.append(_ceiling(args, server, pg))
     fresh_result["ceiling"] = _ceiling_summary(ceiling)
-    for shape in [*fresh_result["shapes"], fresh_result.get("mixed")]:
+    for shape in [*results, *fresh_result["shapes"], fresh_result.get("mixed")]:
         if shape and "api" in shape and fresh_result["ceiling"]["req_s"]:
             shape["share_of_ceiling"] = round(
                 shape["api"]["req_s"] / fresh_result["ceiling"]["req_s"], 3)
