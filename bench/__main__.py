@@ -336,28 +336,43 @@ def _workers_curve(args: argparse.Namespace, target: load.Target, data: Dataset,
     return curve
 
 
+WRITES_ORG = "writes"  # creates land here, so the dataset's organizations keep their counts
+
+
 def _writes(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str,
             env: dict[str, str], keys: dict[str, str]) -> dict[str, Any]:
     """Creates and PATCHes over HTTP, without and then with a webhook subscription (to a
     loopback port nobody listens on: every event still gets its outbox row in the write's
-    transaction; deliveries fail and back off)."""
+    transaction; deliveries fail and back off). Creates go into an organization of their
+    own (the same table and indexes; the dataset's organizations keep their counts, so
+    --skip-load still finds what it loaded); PATCHes change distinct leads of the largest."""
     org = data.largest
-    org_id = load.org_ids(target)[org.name]
+    ids = load.org_ids(target)
+    if WRITES_ORG not in ids:
+        load.cli([cli, "orgs", "create", WRITES_ORG], env)
+        ids = load.org_ids(target)
+    targets = {"create": (WRITES_ORG, load.new_key(cli, env, WRITES_ORG)),
+               "patch": (org.name, keys[org.name])}
     pg = None if target.is_sqlite else target.pg_conninfo
     served = {**env, "LEADS_WEBHOOK_ALLOW_PRIVATE": "1"}
-    patch_ids = writes.lead_ids(target, org_id, min(org.leads, args.fresh_rate * args.duration))
+    patch_ids = writes.lead_ids(target, ids[org.name],
+                                min(org.leads, args.fresh_rate * args.duration))
     log = args.workdir / f"serve-{target.backend}-writes.log"
-    out: dict[str, Any] = {"connections": args.connections}
+    out: dict[str, Any] = {"connections": args.connections, "creates_into": WRITES_ORG,
+                           "patches_of": org.name}
     with http.serving(cli, served, args.workers, log) as server:
         http.settle(server, pg)
         for subscribed in (False, True):
             if subscribed:
-                writes.subscribe(cli, served, org.name, f"http://127.0.0.1:{http.free_port()}/hook")
+                for name in (WRITES_ORG, org.name):
+                    writes.subscribe(cli, served, name,
+                                     f"http://127.0.0.1:{http.free_port()}/hook")
             label = "with_webhook" if subscribed else "without_webhook"
             runs: dict[str, Any] = {}
             for kind in ("create", "patch"):
+                org_name, key = targets[kind]
                 runs[kind] = writes.run(
-                    server.base, keys[org.name], target, org_id, kind=kind,
+                    server.base, key, target, ids[org_name], kind=kind,
                     duration=args.duration, connections=args.connections, patch_ids=patch_ids,
                     settle=lambda server=server: http.settle(server, pg),
                 )
@@ -367,7 +382,8 @@ def _writes(args: argparse.Namespace, target: load.Target, data: Dataset, cli: s
                     f"{r['acknowledged']:,} acknowledged, check "
                     f"{'ok' if r['check']['ok'] else r['check']['problems']}")
             out[label] = runs
-    writes.unsubscribe_all(cli, served, target, org.name, org_id)
+    for name in (WRITES_ORG, org.name):
+        writes.unsubscribe_all(cli, served, target, name, ids[name])
     return out
 
 
