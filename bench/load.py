@@ -8,6 +8,7 @@ SQLite `executemany` in one transaction. Export is timed the same way, with its 
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import subprocess
 import tempfile
@@ -167,10 +168,13 @@ def floor(
 
 
 def _floor_rows(org: OrgData, org_id: int, columns: list[str]) -> list[tuple[Any, ...]]:
+    ordinals = itertools.count()
+
     def to_tuple(row: dict[str, Any]) -> tuple[Any, ...]:
         full = with_derived_columns(row)
         full["org_id"] = org_id
         full["change_seq"] = 1  # the position an organization's first import stamps
+        full["change_ord"] = next(ordinals)  # and each lead's place in it
         return tuple(full.get(c) for c in columns)
 
     return org_rows(org, to_tuple)
