@@ -17,6 +17,11 @@ import leads_api.fields
 PG_SETTINGS = (
     "shared_buffers", "work_mem", "effective_cache_size", "random_page_cost", "jit",
     "max_parallel_workers_per_gather", "max_connections",
+    # The write path's (bench/postgres-tuning.sql sets these, and durability's stay on).
+    "wal_buffers", "max_wal_size", "min_wal_size", "checkpoint_timeout",
+    "checkpoint_completion_target", "wal_compression", "bgwriter_lru_maxpages",
+    "maintenance_work_mem", "synchronous_commit", "fsync", "full_page_writes",
+    "commit_delay", "autovacuum",
 )
 
 
@@ -90,6 +95,16 @@ def facts(pg_conninfo: str | None) -> dict[str, Any]:
                 name: row[0]
                 for name in PG_SETTINGS
                 if (row := pg.execute(f"SHOW {name}").fetchone()) is not None
+            }
+            # Everything set away from its default (postgresql.conf, ALTER SYSTEM...), so a
+            # result says how its server was set up, and which changes wait for a restart.
+            found["postgres_configured"] = {
+                name: setting + (" (pending restart)" if pending else "")
+                for name, setting, pending in pg.execute(
+                    "SELECT name, current_setting(name), pending_restart FROM pg_settings "
+                    "WHERE source NOT IN ('default', 'override', 'client', 'session') "
+                    "ORDER BY name"
+                )
             }
         found["pgbench"] = _first_line(["pgbench", "--version"])
     return found

@@ -32,7 +32,7 @@ async def create_lead_endpoint(request: Request) -> Response:
     idempotency = None if key is None else IdempotencyKey(key, body_hash(body))
 
     def work() -> Answer:
-        with store.write() as conn:
+        with store.write(org_id=caller.org.id) as conn:
             return create_lead(
                 conn, org_id=caller.org.id, columns=columns, answer=first, idempotency=idempotency
             )
@@ -48,7 +48,7 @@ async def update_leads_endpoint(request: Request) -> Response:
     change = lead_change(await read_json_object(request))
 
     def work() -> list[str]:
-        with store.write() as conn:
+        with store.write(org_id=caller.org.id) as conn:
             return update_leads(
                 conn,
                 org_id=caller.org.id,

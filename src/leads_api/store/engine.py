@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Connection, Engine
 
 from leads_api.errors import ServiceUnavailable, UsageError
+from leads_api.store.write_groups import GroupRollups, PostgresWriters
 
 DEFAULT_DATABASE_URL = "sqlite:///./leads.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -102,6 +103,12 @@ def create_engine(url: str) -> Engine:
     )
 
 
+def group_commit_enabled() -> bool:
+    """Whether PostgreSQL writers of one organization commit in groups
+    (LEADS_PG_GROUP_COMMIT, default on; 0 turns it off)."""
+    return os.environ.get("LEADS_PG_GROUP_COMMIT", "1").strip().lower() not in ("0", "off", "false")
+
+
 def pool_size() -> int:
     """Connections each process keeps open (LEADS_DB_POOL_SIZE, default 20)."""
     return max(1, min(40, int(os.environ.get("LEADS_DB_POOL_SIZE") or 20)))
@@ -165,8 +172,13 @@ class Store:
         # SQLite: writers of this process take turns (SQLiteWriters) on connections of
         # their own, so that a write never waits for a connection that readers hold.
         self._sqlite_writers: SQLiteWriters | None = None
+        # PostgreSQL: writers of one organization share a transaction and its commit
+        # (store/write_groups.py), when the write names its organization.
+        self._pg_writers: PostgresWriters | None = None
         if engine.dialect.name == "sqlite":
             self._sqlite_writers = SQLiteWriters(engine.url)
+        elif group_commit_enabled():
+            self._pg_writers = PostgresWriters(engine)
 
     @property
     def dialect(self) -> str:
@@ -195,11 +207,17 @@ class Store:
                 yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, *, org_id: int | None = None) -> Iterator[Connection]:
         """A write transaction: committed when the block ends without an exception. On
         SQLite, writers of this process take turns in arrival order and consecutive ones
-        share one commit, each in a savepoint of its own (see SQLiteWriters)."""
+        share one commit, each in a savepoint of its own (see SQLiteWriters). On
+        PostgreSQL, so do the writers that name the one organization whose leads they
+        change (`org_id`, see store/write_groups.py); others get a transaction of their own."""
         if self._sqlite_writers is None:
+            if org_id is not None and self._pg_writers is not None:
+                with _unavailable_as_503(), self._pg_writers.write(org_id) as conn:
+                    yield conn
+                return
             with self._transaction(self.engine) as conn:
                 yield conn
             return
@@ -298,7 +316,8 @@ class SQLiteWriters:
             raise
         savepoint = group.conn.begin_nested()
         try:
-            yield group.conn
+            with group.rollups.writer(group.conn):
+                yield group.conn
             savepoint.commit()  # RELEASE: part of the group's transaction now
         except BaseException:
             with suppress(exc.DBAPIError):
@@ -342,6 +361,7 @@ class SQLiteWriters:
         self._group = None
         try:
             if group.members:
+                group.rollups.flush(group.conn)
                 group.transaction.commit()
             else:
                 group.transaction.rollback()
@@ -410,6 +430,7 @@ class _Group:
         self.conn = conn
         self.transaction = transaction
         self.lock = lock
+        self.rollups = GroupRollups()
         self.members = 0
         self.opened = time.monotonic()
         self.done = threading.Event()

@@ -282,6 +282,12 @@ ROLLUPS: tuple[Rollup, ...] = (
 ROLLUP_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(c for r in ROLLUPS for c in r.columns))
 
 
+# An execution option of a connection: while it holds a RollupSink, `RollupChanges.flush`
+# hands its moves to it instead of writing them (a group of writers sharing one
+# transaction writes its members' moves once, before its commit: store/write_groups.py).
+ROLLUP_SINK_OPTION = "leads_rollup_sink"
+
+
 class RollupChanges:
     """Rollup moves gathered over the writes of one transaction, written by `flush`.
 
@@ -292,6 +298,11 @@ class RollupChanges:
     def __init__(self) -> None:
         self._deltas: list[Counter[tuple[Any, ...]]] = [Counter() for _ in ROLLUPS]
 
+    def merge(self, other: RollupChanges) -> None:
+        """Add `other`'s moves to these."""
+        for mine, theirs in zip(self._deltas, other._deltas, strict=True):
+            mine.update(theirs)
+
     def add(self, *, removed: Iterable[Row] = (), added: Iterable[Row] = ()) -> None:
         removed, added = list(removed), list(added)
         for rollup, delta in zip(ROLLUPS, self._deltas, strict=True):
@@ -301,11 +312,21 @@ class RollupChanges:
                 delta.subtract(map(rollup.key, removed))
 
     def flush(self, conn: Connection, *, org_id: int) -> None:
+        sink: RollupSink | None = conn.get_execution_options().get(ROLLUP_SINK_OPTION)
+        if sink is not None:
+            sink.setdefault(org_id, RollupChanges()).merge(self)
+            for delta in self._deltas:
+                delta.clear()
+            return
         for rollup, delta in zip(ROLLUPS, self._deltas, strict=True):
             changed = sorted((key, n) for key, n in delta.items() if n != 0)
             if changed:
                 _upsert(conn, rollup, org_id, changed)
             delta.clear()
+
+
+# Rollup moves by organization, waiting to be written (see ROLLUP_SINK_OPTION).
+RollupSink = dict[int, RollupChanges]
 
 
 def _upsert(

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from leads_api.fields import LEAD_FIELDS
@@ -20,6 +21,7 @@ from leads_api.store.sql import columns_for
 Row = dict[str, Any]
 
 _LEAD_COLUMNS = columns_for(LEAD_FIELDS)
+_TEXT_ARRAY = postgresql.ARRAY(sa.Text)
 
 
 def find_leads(
@@ -29,9 +31,13 @@ def find_leads(
     belong to another organization. One query, however many ids (callers chunk them)."""
     if not ids:
         return {}, set()
-    result = conn.execute(
-        sa.select(leads.c.org_id, *_LEAD_COLUMNS).where(leads.c.id.in_(list(ids)))
-    )
+    if conn.dialect.name == "postgresql":
+        # One array parameter: an IN list of 2,000 parameters cost more to build, send and
+        # parse (client and server) than the lookup itself.
+        match = leads.c.id == sa.func.any(sa.bindparam("ids", list(ids), type_=_TEXT_ARRAY))
+    else:
+        match = leads.c.id.in_(list(ids))
+    result = conn.execute(sa.select(leads.c.org_id, *_LEAD_COLUMNS).where(match))
     own: dict[str, Row] = {}
     foreign: set[str] = set()
     for owner, *values in result:

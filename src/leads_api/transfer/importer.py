@@ -11,6 +11,7 @@ is rolled back at the end, so nothing is written.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,10 @@ from leads_api.transfer.progress import Tracker
 from leads_api.transfer.rows import Incoming, merged_row, new_row
 
 CHUNK_SIZE = 2_000
+
+# A chunk with its objects read (line, object); and with their ids looked up too.
+_Incoming = tuple[list[Checked], list[tuple[int, Incoming]]]
+_LookedUp = tuple[list[Checked], list[tuple[int, Incoming]], dict[str, Any], set[str]]
 
 
 @dataclass(frozen=True)
@@ -108,15 +113,51 @@ class _Load:
         self.lines_of_ids: dict[str, int] = {}  # every id seen so far, by its first line
 
     def run(self, records: Iterable[Record], progress: Tracker | None) -> None:
-        for chunk in checked_chunks(records, CHUNK_SIZE):
-            self._chunk(chunk)
-            if progress is not None:
-                progress.advance(len(chunk))
+        """Chunk by chunk, with the database writing one chunk while this thread prepares
+        the next: the writes run in a thread of their own, which waits for the database
+        with the GIL released (PostgreSQL's COPY, SQLite's own insert work), so the
+        database's work and this process's Python overlap instead of taking turns.
 
-    def _chunk(self, chunk: list[Checked]) -> None:
-        incoming = [(c.line, i) for c in chunk if (i := self._read(c)) is not None]
+        The next chunk's ids are looked up before the current chunk is written: the two
+        never share an id (a repeated id is refused by `_read`), so the lookup finds what
+        it would find after the write."""
+        chunks = checked_chunks(records, CHUNK_SIZE)
+        with ThreadPoolExecutor(1, thread_name_prefix="import-writes") as writer:
+            pending: Future[int] | None = None
+            current = self._looked_up(next(chunks, None))
+            while current is not None:
+                chunk, incoming, stored, foreign = current
+                new, changed = self._rows(incoming, stored, foreign)
+                following = self._incoming(next(chunks, None))
+                if pending is not None:
+                    pending.result()  # the writer is idle again: the connection is free
+                    pending = None
+                after = None if following is None else self._find(*following)
+                if not (self.report.problems and not self.skip_invalid):
+                    pending = writer.submit(self._write, new, changed, len(chunk), progress)
+                elif progress is not None:
+                    progress.advance(len(chunk))
+                current = after
+            if pending is not None:
+                pending.result()
+
+    def _incoming(self, chunk: list[Checked] | None) -> _Incoming | None:
+        if chunk is None:
+            return None
+        return chunk, [(c.line, i) for c in chunk if (i := self._read(c)) is not None]
+
+    def _find(self, chunk: list[Checked], incoming: list[tuple[int, Incoming]]) -> _LookedUp:
         ids = {i.id for _, i in incoming if i.id is not None}
         stored, foreign = find_leads(self.conn, org_id=self.org.id, ids=ids)
+        return chunk, incoming, stored, foreign
+
+    def _looked_up(self, chunk: list[Checked] | None) -> _LookedUp | None:
+        read = self._incoming(chunk)
+        return None if read is None else self._find(*read)
+
+    def _rows(
+        self, incoming: list[tuple[int, Incoming]], stored: dict[str, Any], foreign: set[str]
+    ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], dict[str, Any]]]]:
         new: list[dict[str, Any]] = []
         changed: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for line, item in incoming:
@@ -133,10 +174,20 @@ class _Load:
                     self.report.unchanged += 1
             except ValidationError as error:
                 self._problem(line, error.message)
-        if self.report.problems and not self.skip_invalid:
-            return  # the transaction will be rolled back: keep checking, stop writing
+        return new, changed
+
+    def _write(
+        self,
+        new: list[dict[str, Any]],
+        changed: list[tuple[dict[str, Any], dict[str, Any]]],
+        records: int,
+        progress: Tracker | None,
+    ) -> int:
         self.report.created += self.writes.insert(new)
         self.report.updated += self.writes.replace(changed)
+        if progress is not None:
+            progress.advance(records)
+        return records
 
     def _read(self, checked: Checked) -> Incoming | None:
         incoming, line = checked.incoming, checked.line
