@@ -32,7 +32,7 @@ from leads_api.query.model import (
     Search,
     TextIn,
 )
-from leads_api.store.schema import leads
+from leads_api.store.schema import SQLITE_SEARCH_INDEX, leads
 
 TRIGRAM = 3  # a trigram index can only narrow terms of at least three characters
 
@@ -218,8 +218,8 @@ def _terms(search: Search) -> list[str]:
 
 # SQLite's FTS5 trigram index over `search_text` (an external-content table whose rowids are
 # the rows' of `leads`; kept by triggers, migration 0010).
-_SEARCH_INDEX = sa.table("leads_search", sa.column("rowid"))
-_SEARCH_INDEX_NAME = sa.literal_column("leads_search")
+_SEARCH_INDEX = sa.table(SQLITE_SEARCH_INDEX, sa.column("rowid"))
+_SEARCH_INDEX_NAME = sa.literal_column(SQLITE_SEARCH_INDEX)
 _ROWID = sa.literal_column(f"{leads.name}.rowid")
 
 
