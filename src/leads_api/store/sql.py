@@ -219,8 +219,8 @@ def _terms(search: Search) -> list[str]:
 # SQLite's FTS5 trigram index over `search_text` (an external-content table whose rowids are
 # the rows' of `leads`; kept by triggers, migration 0010).
 _SEARCH_INDEX = sa.table(SQLITE_SEARCH_INDEX, sa.column("rowid"))
-_SEARCH_INDEX_NAME = sa.literal_column(SQLITE_SEARCH_INDEX)
-_ROWID = sa.literal_column(f"{leads.name}.rowid")
+_SEARCH_INDEX_NAME: ColumnElement[str] = sa.literal_column(SQLITE_SEARCH_INDEX)
+_ROWID: ColumnElement[int] = sa.literal_column(f"{leads.name}.rowid")
 
 
 def fts_expression(terms: Sequence[str]) -> str | None:
@@ -235,16 +235,14 @@ def fts_expression(terms: Sequence[str]) -> str | None:
     ('"x""y"', '"5%_"', None)
 
     Each trigram is an FTS5 string (double quotes doubled), so nothing in a term is FTS5
-    syntax; one with a NUL (which ends an FTS5 string) is left out: fewer trigrams only
-    widen the superset.
+    syntax (a NUL, which would end one, never gets here: the parser refuses it).
     """
     groups: list[str] = []
     for term in dict.fromkeys(terms):
-        trigrams = dict.fromkeys(term[i : i + TRIGRAM] for i in range(len(term) - TRIGRAM + 1))
-        quoted = ['"' + t.replace('"', '""') + '"' for t in trigrams if "\x00" not in t]
-        if not quoted:
+        if len(term) < TRIGRAM:
             return None
-        groups.append(" ".join(quoted))
+        trigrams = dict.fromkeys(term[i : i + TRIGRAM] for i in range(len(term) - TRIGRAM + 1))
+        groups.append(" ".join('"' + t.replace('"', '""') + '"' for t in trigrams))
     if len(groups) == 1:
         return groups[0]
     return " OR ".join(f"({group})" for group in groups)
