@@ -1,7 +1,8 @@
 """ListQuery -> SQLAlchemy Core clauses over the `leads` table. Pure: builds, never runs.
 
 Dialect differences stay here: NULLS LAST only where a column can be null (so PostgreSQL
-can still walk its indexes), LIKE with escaping on the case-folded copies for search.
+can still walk its indexes), LIKE with escaping on the case-folded copies for search, and
+the index that narrows a search first (pg_trgm on PostgreSQL, FTS5 trigrams on SQLite).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ the unit of work makes the derived state follow, in the write's own transaction:
    (`tenants.take_change_position`: the data version moves, and the organization's row
    stays locked until commit, so writers of one organization follow each other);
 2. every lead it writes is stamped with that position (`change_seq`, the change feed's
-   order) and gets its derived search and ordering columns;
+   order) and gets its derived search and ordering columns (SQLite's FTS5 search index
+   follows `search_text` by triggers, migration 0010);
 3. at the end (`flush`, done by `lead_writes` on leaving the block) every rollup moves by
    the rows removed and added, and the write listeners (the webhook outbox) are told which
    leads were created or changed.
