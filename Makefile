@@ -33,12 +33,12 @@ unit: $(BIN)/.installed
 # The "fast at a million leads" benchmark on both backends, then bench/RESULTS.md and its
 # chart. Needs wrk, pgbench and GNU time (apt-get install -y wrk postgresql-client time)
 # and PostgreSQL at 127.0.0.1:5432 (BENCH_PG_URL); it uses its own database, leads_bench.
-# About 40 minutes.
+# At most about 50 minutes on a 2-CPU machine (each run prints the time of each phase).
 BENCH_ROWS ?= 1000000
 bench: $(BIN)/.installed  ## load a million leads, measure the query mix, write bench/RESULTS.md
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench run --backend sqlite --rows $(BENCH_ROWS) --out bench/results/sqlite.json
-	$(BIN)/python -m bench run --backend postgres --rows $(BENCH_ROWS) --out bench/results/postgres.json
+	$(BIN)/python -m bench run --backend postgres --rows $(BENCH_ROWS) --workers-curve 1,2,4 --out bench/results/postgres.json
 	$(BIN)/python -m bench report
 
 clean:

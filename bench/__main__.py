@@ -16,13 +16,15 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bench import follow, http, load, machine, protocol, report, soak, sqlbase
+from bench import follow, fresh, http, load, machine, protocol, report, soak, sqlbase, writes
 from bench.generate import Dataset, dataset
 from bench.queries import QUERIES, BenchQuery
+from leads_api.api.ceiling import CEILING_PATH
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/leads_bench"
 SOAK_PG_URL = "postgresql://postgres@127.0.0.1:5432/leads_bench_soak"
@@ -74,6 +76,13 @@ def _load(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str
     say(f"{analyzed['command']}: {analyzed['seconds']} s; exporting {data.largest.name}")
     exported = load.export(cli, env, data.largest, args.workdir / "export.jsonl")
     say(f"export: {exported['leads_per_s']:,} leads/s, peak RSS {exported['max_rss_mb']} MB")
+    export_floor = load.export_floor(target, ids[data.largest.name])
+    if export_floor["leads"] != data.largest.leads:
+        raise RuntimeError(f"the export floor read {export_floor['leads']} leads")
+    exported["floor"] = export_floor
+    exported["share_of_floor"] = round(exported["leads_per_s"] / export_floor["leads_per_s"], 3)
+    say(f"export floor ({export_floor['method']}): {export_floor['leads_per_s']:,} leads/s; "
+        f"export is {exported['share_of_floor']:.0%} of it")
     return {"import": imported, "floor": floor, "floor_indexed": indexed, "analyze": analyzed,
             "export": exported}
 
@@ -101,15 +110,22 @@ def _check(server: http.Server, key: str, query: BenchQuery, total: int,
 
 
 def _measure(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str,
-             env: dict[str, str], keys: dict[str, str]) -> list[dict[str, Any]]:
+             env: dict[str, str], keys: dict[str, str], lists: FreshLists,
+             timings: dict[str, float]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     ids = load.org_ids(target)
     chosen = [q for q in QUERIES if not args.only or q.name in args.only]
     results: list[dict[str, Any]] = []
     log = args.workdir / f"serve-{target.backend}.log"
     say(f"serving with {args.workers} workers (log {log})")
     pg = None if target.is_sqlite else target.pg_conninfo
-    with http.serving(cli, env, args.workers, log) as server:
+    # The ceiling's route (leads_api/api/ceiling.py) beside the real ones, in the same server.
+    served_env = {**env, "LEADS_BENCH_CEILING": data.largest.name}
+    with http.serving(cli, served_env, args.workers, log) as server:
         http.settle(server, pg)
+        clock = time.perf_counter()
+        ceiling = [_ceiling(args, server, pg)]
+        timings["ceiling_s"] = round(time.perf_counter() - clock, 1)
+        clock = time.perf_counter()
         for query in chosen:
             org = data.smallest if query.smallest_org else data.largest
             total, page_ids = _expected(target, query, ids[org.name])
@@ -146,6 +162,17 @@ def _measure(args: argparse.Namespace, target: load.Target, data: Dataset, cli: 
                     f"ms, p99 {api['p99_ms']} ms {api['errors'] or ''}; drained in "
                     f"{api['drain_s']} s")
             results.append(entry)
+        timings["cached_s"] = round(time.perf_counter() - clock, 1)
+        clock = time.perf_counter()
+        fresh_result = _fresh(args, target, data, server, keys, lists, ids, pg)
+        timings["fresh_s"] = round(time.perf_counter() - clock, 1)
+        ceiling.append(_ceiling(args, server, pg))
+    fresh_result["ceiling"] = _ceiling_summary(ceiling)
+    for shape in [*results, *fresh_result["shapes"], fresh_result.get("mixed")]:
+        if shape and "api" in shape and fresh_result["ceiling"]["req_s"]:
+            shape["share_of_ceiling"] = round(
+                shape["api"]["req_s"] / fresh_result["ceiling"]["req_s"], 3)
+    clock = time.perf_counter()
     for entry, query in zip(results, chosen, strict=True):
         org = data.smallest if query.smallest_org else data.largest
         if target.is_sqlite:
@@ -161,7 +188,203 @@ def _measure(args: argparse.Namespace, target: load.Target, data: Dataset, cli: 
         if "api" in entry and entry["sql"]["req_s"]:
             entry["api_over_sql"] = round(entry["api"]["req_s"] / entry["sql"]["req_s"], 3)
         say(f"{query.name} SQL: {entry['sql']['req_s']} req/s, p50 {entry['sql']['p50_ms']} ms")
-    return results
+    timings["sql_s"] = round(time.perf_counter() - clock, 1)
+    return results, fresh_result
+
+
+@dataclass(frozen=True)
+class FreshLists:
+    """Per shape, the URLs of its own run (the first `warm` of them for the check and the
+    warm-up); and the interleaved list of all shapes for the mixed runs."""
+
+    shapes: dict[str, list[BenchQuery]]
+    warm: dict[str, int]
+    mixed: list[BenchQuery]
+    mixed_warm: int
+
+
+def _fresh_lists(args: argparse.Namespace, data: Dataset, names: list[str]) -> FreshLists:
+    """Enough distinct URLs for each run at up to --fresh-rate req/s (a run that goes
+    faster repeats URLs, and says how many)."""
+    seconds = args.duration + args.warmup
+    own = args.fresh_rate * seconds
+    mixed_share = -(-args.fresh_rate * seconds // max(1, len(names)))
+    shapes, warm, mixed_parts = {}, {}, []
+    for name in names:
+        org = data.smallest if name == "Q1-small" else data.largest
+        urls = fresh.fresh_urls(name, args.seed, own + mixed_share, org.leads)
+        split = len(urls) * own // (own + mixed_share)
+        shapes[name], part = urls[:split], urls[split:]
+        head = max(args.fresh_checks, args.fresh_rate * args.warmup)
+        warm[name] = min(len(shapes[name]) // 4, head)
+        mixed_parts.append(part)
+    mixed = fresh.interleave(mixed_parts)
+    return FreshLists(shapes, warm, mixed, min(len(mixed) // 4, args.fresh_rate * args.warmup))
+
+
+def _entries(queries: list[BenchQuery], data: Dataset,
+             keys: dict[str, str]) -> list[tuple[str, str]]:
+    return [(keys[data.smallest.name if q.smallest_org else data.largest.name], q.path)
+            for q in queries]
+
+
+def _ceiling(args: argparse.Namespace, server: http.Server, pg: str | None) -> dict[str, Any]:
+    url = server.base + CEILING_PATH
+    if args.warmup > 0:
+        http.run_wrk(url, "", duration=args.warmup, connections=args.connections)
+    measured = http.run_wrk(url, "", duration=args.duration, connections=args.connections)
+    measured["drain_s"] = http.settle(server, pg)
+    measured["loadavg_before"] = round(os.getloadavg()[0], 2)
+    say(f"ceiling ({CEILING_PATH}): {measured['req_s']} req/s, p99 {measured['p99_ms']} ms, "
+        f"{measured['bytes_per_response']:,} bytes an answer")
+    return measured
+
+
+def _ceiling_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    rates = [r["req_s"] for r in runs]
+    return {"req_s": round(sum(rates) / len(rates), 2), "runs": runs,
+            "spread": round((max(rates) - min(rates)) / max(rates), 3) if max(rates) else 0}
+
+
+def _check_sample(target: load.Target, server: http.Server, keys: dict[str, str],
+                  data: Dataset, ids: dict[str, int], sample: list[BenchQuery],
+                  ) -> tuple[int, str | None]:
+    """How many of `sample` were checked, and the first difference from the SQL (or None)."""
+    for query in sample:
+        org = data.smallest if query.smallest_org else data.largest
+        total, page_ids = _expected(target, query, ids[org.name])
+        problem, _ = _check(server, keys[org.name], query, total, page_ids)
+        if problem:
+            return len(sample), f"{query.path}: {problem}"
+    return len(sample), None
+
+
+def _fresh_run(args: argparse.Namespace, server: http.Server, entries: list[tuple[str, str]],
+               warm: int, pg: str | None) -> dict[str, Any]:
+    """A warm-up through the first `warm` entries, then the measured run from where the
+    warm-up stopped."""
+    out: dict[str, Any] = {}
+    start = 0
+    if args.warmup > 0:
+        warmup = http.run_wrk_list(server.base, entries[:max(1, warm)], start=0,
+                                   duration=args.warmup, connections=args.connections)
+        start = min(len(entries) - 1, max(warm, warmup["sent"]))
+        out["warmup"] = {"seconds": args.warmup, "req_s": warmup["req_s"],
+                         "p99_ms": warmup["p99_ms"], "sent": warmup["sent"],
+                         "drain_s": http.settle(server, pg)}
+    out["api"] = http.run_wrk_list(server.base, entries, start=start, duration=args.duration,
+                                   connections=args.connections)
+    out["api"]["drain_s"] = http.settle(server, pg)
+    return out
+
+
+def _fresh(args: argparse.Namespace, target: load.Target, data: Dataset, server: http.Server,
+           keys: dict[str, str], lists: FreshLists, ids: dict[str, int],
+           pg: str | None) -> dict[str, Any]:
+    """Each shape's fresh URLs (a sample checked against the SQL first), then all at once."""
+    shapes: list[dict[str, Any]] = []
+    for name, queries in lists.shapes.items():
+        org = data.smallest if name == "Q1-small" else data.largest
+        warm = lists.warm[name]
+        checked, problem = _check_sample(
+            target, server, keys, data, ids,
+            list(fresh.sample(queries[:warm], args.seed, args.fresh_checks)))
+        entry: dict[str, Any] = {
+            "name": name, "title": queries[0].title, "org": org.name, "urls": len(queries),
+            "example": queries[warm].path if warm < len(queries) else queries[0].path,
+            "checked": checked, "loadavg_before": round(os.getloadavg()[0], 2),
+        }
+        if problem:
+            entry["error"] = problem
+            say(f"fresh {name}: API answer is wrong ({problem}); not measured")
+        else:
+            entry.update(_fresh_run(args, server, _entries(queries, data, keys), warm, pg))
+            api = entry["api"]
+            say(f"fresh {name} ({len(queries):,} URLs, {checked} checked): {api['req_s']} req/s, "
+                f"p50 {api['p50_ms']} ms, p99 {api['p99_ms']} ms, repeats {api['repeats']} "
+                f"{api['errors'] or ''}")
+        shapes.append(entry)
+    result: dict[str, Any] = {"shapes": shapes, "checks_per_shape": args.fresh_checks}
+    if all("error" not in s for s in shapes) and lists.mixed:
+        mixed = _entries(lists.mixed, data, keys)
+        entry = {"name": "mixed", "title": "all shapes, interleaved", "urls": len(mixed),
+                 "loadavg_before": round(os.getloadavg()[0], 2),
+                 **_fresh_run(args, server, mixed, lists.mixed_warm, pg)}
+        api = entry["api"]
+        say(f"fresh mixed ({len(mixed):,} URLs): {api['req_s']} req/s, p99 {api['p99_ms']} ms, "
+            f"repeats {api['repeats']}")
+        result["mixed"] = entry
+    return result
+
+
+def _workers_curve(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str,
+                   env: dict[str, str], keys: dict[str, str],
+                   lists: FreshLists) -> list[dict[str, Any]]:
+    """The fresh mixed run with each worker count, each on a server of its own."""
+    pg = None if target.is_sqlite else target.pg_conninfo
+    mixed = _entries(lists.mixed, data, keys)
+    curve = []
+    for workers in args.workers_curve:
+        log = args.workdir / f"serve-{target.backend}-workers{workers}.log"
+        with http.serving(cli, env, workers, log) as server:
+            http.settle(server, pg)
+            run = _fresh_run(args, server, mixed, lists.mixed_warm, pg)
+        api = run["api"]
+        say(f"workers {workers}: fresh mixed {api['req_s']} req/s, p99 {api['p99_ms']} ms, "
+            f"repeats {api['repeats']}")
+        curve.append({"workers": workers, **run})
+    return curve
+
+
+WRITES_ORG = "writes"  # creates land here, so the dataset's organizations keep their counts
+
+
+def _writes(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str,
+            env: dict[str, str], keys: dict[str, str]) -> dict[str, Any]:
+    """Creates and PATCHes over HTTP, without and then with a webhook subscription (to a
+    loopback port nobody listens on: every event still gets its outbox row in the write's
+    transaction; deliveries fail and back off). Creates go into an organization of their
+    own (the same table and indexes; the dataset's organizations keep their counts, so
+    --skip-load still finds what it loaded); PATCHes change distinct leads of the largest."""
+    org = data.largest
+    ids = load.org_ids(target)
+    if WRITES_ORG not in ids:
+        load.cli([cli, "orgs", "create", WRITES_ORG], env)
+        ids = load.org_ids(target)
+    targets = {"create": (WRITES_ORG, load.new_key(cli, env, WRITES_ORG)),
+               "patch": (org.name, keys[org.name])}
+    pg = None if target.is_sqlite else target.pg_conninfo
+    served = {**env, "LEADS_WEBHOOK_ALLOW_PRIVATE": "1"}
+    patch_ids = writes.lead_ids(target, ids[org.name],
+                                min(org.leads, args.fresh_rate * args.duration))
+    log = args.workdir / f"serve-{target.backend}-writes.log"
+    out: dict[str, Any] = {"connections": args.connections, "creates_into": WRITES_ORG,
+                           "patches_of": org.name}
+    with http.serving(cli, served, args.workers, log) as server:
+        http.settle(server, pg)
+        for subscribed in (False, True):
+            if subscribed:
+                for name in (WRITES_ORG, org.name):
+                    writes.subscribe(cli, served, name,
+                                     f"http://127.0.0.1:{http.free_port()}/hook")
+            label = "with_webhook" if subscribed else "without_webhook"
+            runs: dict[str, Any] = {}
+            for kind in ("create", "patch"):
+                org_name, key = targets[kind]
+                runs[kind] = writes.run(
+                    server.base, key, target, ids[org_name], kind=kind,
+                    duration=args.duration, connections=args.connections, patch_ids=patch_ids,
+                    settle=lambda server=server: http.settle(server, pg),
+                )
+                r = runs[kind]
+                name = kind.replace("patch", "PATCH") + "s " + label.replace("_", " ")
+                say(f"{name}: {r['req_s']} /s, p99 {r['p99_ms']} ms, "
+                    f"{r['acknowledged']:,} acknowledged, check "
+                    f"{'ok' if r['check']['ok'] else r['check']['problems']}")
+            out[label] = runs
+    for name in (WRITES_ORG, org.name):
+        writes.unsubscribe_all(cli, served, target, name, ids[name])
+    return out
 
 
 def _follow(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str,
@@ -216,8 +439,10 @@ def run(args: argparse.Namespace) -> int:
     target = _target(args.backend, args.workdir, args.pg_url)
     env = {**os.environ, "LEADS_DATABASE_URL": target.url}
     started = time.perf_counter()
+    timings: dict[str, float] = {}
     say(f"dataset: {args.rows:,} leads, seed {args.seed}")
     data = dataset(args.workdir / "data", args.rows, args.seed)
+    timings["dataset_s"] = round(time.perf_counter() - started, 1)
     result: dict[str, Any] = {
         "label": args.label, "backend": args.backend,
         "code": {**machine.code(), **({"note": args.code_note} if args.code_note else {})},
@@ -226,6 +451,8 @@ def run(args: argparse.Namespace) -> int:
             "rows": args.rows, "seed": args.seed, "duration_s": args.duration,
             "workers": args.workers, "connections": args.connections, "quick": args.quick,
             "max_duration_s": args.max_duration, "warmup_s": args.warmup,
+            "fresh_rate": args.fresh_rate, "fresh_checks": args.fresh_checks,
+            "workers_curve": args.workers_curve,
         },
         "organizations": [{"name": o.name, "leads": o.leads} for o in data.orgs],
     }
@@ -237,18 +464,38 @@ def run(args: argparse.Namespace) -> int:
             return 2
         keys = {o.name: load.new_key(cli, env, o.name) for o in (data.largest, data.smallest)}
     else:
+        clock = time.perf_counter()
         result["load"] = _load(args, target, data, cli, env)
+        timings["load_s"] = round(time.perf_counter() - clock, 1)
         keys = {o.name: load.new_key(cli, env, o.name) for o in (data.largest, data.smallest)}
-    result["queries"] = _measure(args, target, data, cli, env, keys)
+    names = [q.name for q in QUERIES if not args.only or q.name in args.only]
+    lists = _fresh_lists(args, data, names)
+    result["queries"], result["fresh"] = _measure(args, target, data, cli, env, keys, lists,
+                                                  timings)
+    if args.workers_curve:
+        clock = time.perf_counter()
+        result["workers_curve"] = _workers_curve(args, target, data, cli, env, keys, lists)
+        timings["workers_curve_s"] = round(time.perf_counter() - clock, 1)
     if not args.skip_follow:
+        clock = time.perf_counter()
         result["follow"] = _follow(args, target, data, cli, env, keys)
+        timings["follow_s"] = round(time.perf_counter() - clock, 1)
+    if not args.skip_writes:  # last: the writes change the organization's leads
+        clock = time.perf_counter()
+        result["writes"] = _writes(args, target, data, cli, env, keys)
+        timings["writes_s"] = round(time.perf_counter() - clock, 1)
     result["flat_growth"] = _flat_growth(result["queries"])
     result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
+    result["timings"] = timings
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    say("timings: " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items()))
     say(f"wrote {args.out} in {result['elapsed_s']} s")
-    return 1 if any("error" in q for q in result["queries"]) else 0
+    failed = any("error" in q for q in [*result["queries"], *result["fresh"]["shapes"]])
+    failed = failed or any(not r["check"]["ok"] for runs in result.get("writes", {}).values()
+                           if isinstance(runs, dict) for r in runs.values())
+    return 1 if failed else 0
 
 
 def run_soak(args: argparse.Namespace) -> int:
@@ -325,6 +572,15 @@ def main(argv: list[str] | None = None) -> int:
     run_p.add_argument("--only", type=lambda s: s.split(","), help="queries to run: Q1,Q6")
     run_p.add_argument("--skip-follow", action="store_true",
                        help="leave out the change feed, deep cursor and 304 measurements")
+    run_p.add_argument("--skip-writes", action="store_true",
+                       help="leave out the creates and PATCHes over HTTP")
+    run_p.add_argument("--fresh-rate", type=int, default=3000,
+                       help="req/s each fresh list is long enough for without repeating a "
+                       "URL (default 3000; faster runs repeat, and say how often)")
+    run_p.add_argument("--fresh-checks", type=int, default=20,
+                       help="URLs of each fresh shape checked against the SQL first (20)")
+    run_p.add_argument("--workers-curve", type=lambda s: [int(w) for w in s.split(",")],
+                       help="also run the fresh mix on servers of these worker counts: 1,2,4")
     report_p = commands.add_parser("report", help="results JSON -> RESULTS.md and PNG charts")
     report_p.add_argument("--results", type=Path, default=report.RESULTS_DIR)
     report_p.add_argument("--markdown", type=Path, default=report.RESULTS_MD)

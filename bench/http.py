@@ -199,3 +199,109 @@ def run_wrk(
         "errors": errors,
         "bytes_per_response": round(raw["bytes"] / raw["requests"]) if raw["requests"] else 0,
     }
+
+
+_LIST_LUA = """
+local keys = {%(keys)s}
+local entries = {}
+for line in io.lines(%(list)s) do
+  local k, p = line:match("^(%%d+) (.*)$")
+  entries[#entries + 1] = {keys[tonumber(k)], p}
+end
+local n = #entries
+local counter = %(start)d
+sent = 0
+local threads = {}
+setup = function(thread)
+  thread:set("thread_index", #threads)
+  threads[#threads + 1] = thread
+end
+init = function(args)
+  -- Threads take interleaved turns through the list, so no two send the same URL.
+  counter = counter + (thread_index or 0)
+end
+request = function()
+  local e = entries[(counter %% n) + 1]
+  counter = counter + %(threads)d
+  sent = sent + 1
+  return wrk.format("GET", e[2], {["X-API-KEY"] = e[1]})
+end
+done = function(summary, latency, requests)
+  local total_sent = 0
+  for _, t in ipairs(threads) do total_sent = total_sent + (t:get("sent") or 0) end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests": %%d, "duration_us": %%d, "bytes": %%d, "connect": %%d, "read": %%d, ' ..
+    '"write": %%d, "status": %%d, "timeout": %%d, "p50_us": %%d, "p90_us": %%d, ' ..
+    '"p99_us": %%d, "max_us": %%d, "mean_us": %%.1f, "sent": %%d}\\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, latency.mean, total_sent))
+end
+"""
+
+
+def run_wrk_list(
+    base: str, entries: list[tuple[str, str]], *, start: int, duration: int, connections: int,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """wrk through a list of (key, path), each request the next entry from `start` on (each
+    thread offset, taking turns), so a run sends every URL at most once until the list is
+    used up; `repeats` counts the requests sent after that (0 when the list was long
+    enough)."""
+    keys = sorted({key for key, _ in entries})
+    index = {key: i + 1 for i, key in enumerate(keys)}
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
+        listing.writelines(f"{index[key]} {path}\n" for key, path in entries)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_LIST_LUA % {
+            "keys": ", ".join(json.dumps(k) for k in keys), "list": json.dumps(listing.name),
+            "start": start, "threads": threads,
+        })
+    try:
+        raw = _wrk(script.name, base + entries[0][1], duration=duration,
+                   connections=connections, threads=threads)
+    finally:
+        Path(script.name).unlink()
+        Path(listing.name).unlink()
+    result = _summary(raw, connections=connections, duration=duration, threads=threads)
+    result["urls_available"] = len(entries) - start
+    result["sent"] = raw["sent"]
+    result["repeats"] = max(0, raw["sent"] - (len(entries) - start))
+    return result
+
+
+def _wrk(script: str, url: str, *, duration: int, connections: int,
+         threads: int = 1) -> dict[str, Any]:
+    command = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
+        "--timeout", WRK_TIMEOUT, "-s", script, url,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout[-2000:]}")
+    parsed: dict[str, Any] = json.loads(line[len("BENCH "):])
+    return parsed
+
+
+def _summary(raw: dict[str, Any], *, connections: int, duration: int,
+             threads: int = 1) -> dict[str, Any]:
+    seconds = raw["duration_us"] / 1e6
+    done_any = raw["requests"] > 0
+    errors = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
+    return {
+        "tool": f"wrk -t{threads} -c{connections} -d{duration}s --timeout {WRK_TIMEOUT}",
+        "requests": raw["requests"],
+        "seconds": round(seconds, 3),
+        "req_s": round(raw["requests"] / seconds, 2),
+        "p50_ms": raw["p50_us"] / 1000 if done_any else None,
+        "p90_ms": raw["p90_us"] / 1000 if done_any else None,
+        "p99_ms": raw["p99_us"] / 1000 if done_any else None,
+        "max_ms": raw["max_us"] / 1000 if done_any else None,
+        "mean_ms": round(raw["mean_us"] / 1000, 3) if done_any else None,
+        "req_s_from_mean_latency": round(connections / (raw["mean_us"] / 1e6), 2)
+        if done_any and raw["mean_us"] else None,
+        "errors": errors,
+        "bytes_per_response": round(raw["bytes"] / raw["requests"]) if raw["requests"] else 0,
+    }

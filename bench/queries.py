@@ -30,6 +30,14 @@ _WINDOW_SQL = (
 )
 
 
+# Q9's instant: a poller that last looked a month before the data's "now".
+POLL_SINCE = "2026-10-26T12:00:00.000Z"
+
+
+def _instant_ms(instant: str) -> int:
+    return int(datetime.fromisoformat(instant).timestamp() * 1000)
+
+
 @dataclass(frozen=True)
 class BenchQuery:
     name: str
@@ -40,6 +48,7 @@ class BenchQuery:
     order_postgres: str = DEFAULT_ORDER
     columns: str = FULL_COLUMNS
     page: int = 1
+    limit: int = PAGE_SIZE
     smallest_org: bool = False  # against the 1 % organization instead of the largest
 
     @property
@@ -51,10 +60,10 @@ class BenchQuery:
 
     def page_sql(self, dialect: str, org_id: int) -> str:
         order = self.order_postgres if dialect == "postgresql" else self.order_sqlite
-        offset = (self.page - 1) * PAGE_SIZE
+        offset = (self.page - 1) * self.limit
         return (
             f"SELECT {self.columns} FROM leads WHERE {self._where(org_id)} "
-            f"ORDER BY {order} LIMIT {PAGE_SIZE} OFFSET {offset}"
+            f"ORDER BY {order} LIMIT {self.limit} OFFSET {offset}"
         )
 
     def count_sql(self, org_id: int) -> str:
@@ -95,5 +104,11 @@ QUERIES: tuple[BenchQuery, ...] = (
         columns="id, name, email, status, value_cents",
     ),
     BenchQuery("Q8", "default order, page 200", "page=200", "", page=200),
+    BenchQuery(
+        "Q9", "poller: updated_after, by updatedAt",
+        f"updated_after={POLL_SINCE}&sort=updatedAt:asc&limit=100",
+        f"updated_at >= {_instant_ms(POLL_SINCE)}",
+        order_sqlite="updated_at ASC, id ASC", order_postgres="updated_at ASC, id ASC", limit=100,
+    ),
     BenchQuery("Q1-small", "default order, 1 % organization", "", "", smallest_org=True),
 )

@@ -89,8 +89,8 @@ def _load_table(results: list[Result]) -> list[str]:
     lines = [
         "| Backend | import leads/s | floor leads/s (method) | import / floor "
         "| floor with the service's indexes | import peak RSS "
-        "| export leads/s | export peak RSS | after load |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| export leads/s | export floor leads/s (export / it) | export peak RSS | after load |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in rows:
         imp, floor, exp, an = (r["load"][k] for k in ("import", "floor", "export", "analyze"))
@@ -104,10 +104,18 @@ def _load_table(results: list[Result]) -> list[str]:
             f"| {floor['leads_per_s']:,} ({floor['method']}) "
             f"| {imp['leads_per_s'] / floor['leads_per_s']:.2f} | {indexed_cell} "
             f"| {imp['max_rss_mb']:,} MB "
-            f"| {exp['leads_per_s']:,} ({exp['leads']:,} leads) | {exp['max_rss_mb']:,} MB "
+            f"| {exp['leads_per_s']:,} ({exp['leads']:,} leads) | {_export_floor(exp)} "
+            f"| {exp['max_rss_mb']:,} MB "
             f"| {an['command']} {an['seconds']:.1f} s |"
         )
     return lines
+
+
+def _export_floor(exp: dict[str, Any]) -> str:
+    floor = exp.get("floor")
+    if not floor:
+        return "-"
+    return f"{floor['leads_per_s']:,} ({floor['method']}; {exp['share_of_floor']:.2f})"
 
 
 def _follow_table(results: list[Result]) -> list[str]:
@@ -197,10 +205,184 @@ def _flat(results: list[Result]) -> list[str]:
         if lines else []
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _fresh_table(result: Result) -> list[str]:
+    """Cached (the repeated URL) and fresh (every URL new) side by side, per shape, with the
+    fresh rate as a share of the ceiling measured in the same server."""
+    f = result.get("fresh")
+    if not f:
+        return []
+    ceiling = f["ceiling"]
+    cached = {q["name"]: q for q in result["queries"]}
+    lines = [
+        f"Ceiling (`GET /bench/ceiling`, a pre-encoded 50-lead page through the same server): "
+        f"{rate(ceiling['req_s'])} req/s (runs: "
+        + ", ".join(f"{rate(r['req_s'])} req/s p99 {ms(r['p99_ms'])} ms" for r in ceiling["runs"])
+        + f"; before the queries and after the fresh runs, spread {_pct(ceiling['spread'])}).",
+        "",
+        "| Shape | fresh example URL | URLs (checked vs SQL) | cached req/s | cached p99 ms "
+        "| cached % of ceiling | fresh req/s | fresh p50 ms | fresh p99 ms | fresh % of ceiling "
+        "| repeats |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for s in [*f["shapes"], *([f["mixed"]] if f.get("mixed") else [])]:
+        api = s.get("api", {})
+        c = cached.get(s["name"], {}).get("api", {})
+        c_share = c["req_s"] / ceiling["req_s"] if c and ceiling["req_s"] else None
+        note = f" ({s['error']})" if "error" in s else ""
+        if api.get("errors"):
+            note += " errors: " + ", ".join(f"{k} {v}" for k, v in api["errors"].items())
+        example = f"`{s['example']}`" if s.get("example") else "all shapes in turn"
+        checked = f" ({s['checked']})" if "checked" in s else ""
+        lines.append(
+            f"| {s['name']} {s['title']}{note} | {example} | {s['urls']:,}{checked} "
+            f"| {rate(c.get('req_s'))} | {ms(c.get('p99_ms'))} | {_pct(c_share)} "
+            f"| {rate(api.get('req_s'))} "
+            f"| {ms(api.get('p50_ms'))} | {ms(api.get('p99_ms'))} "
+            f"| {_pct(s.get('share_of_ceiling'))} | {api.get('repeats', '-')} |"
+        )
+    return lines
+
+
+def _workers_table(results: list[Result]) -> list[str]:
+    rows = [r for r in results if r.get("workers_curve")]
+    if not rows:
+        return []
+    lines = ["| Backend | workers | fresh mixed req/s | p50 ms | p99 ms | repeats |",
+             "|---|--:|--:|--:|--:|--:|"]
+    for r in rows:
+        for point in r["workers_curve"]:
+            api = point["api"]
+            lines.append(
+                f"| {BACKEND_NAMES[r['backend']]} | {point['workers']} | {rate(api['req_s'])} "
+                f"| {ms(api['p50_ms'])} | {ms(api['p99_ms'])} | {api['repeats']} |"
+            )
+    return lines
+
+
+def _writes_table(results: list[Result]) -> list[str]:
+    rows = [r for r in results if r.get("writes")]
+    if not rows:
+        return []
+    lines = [
+        "| Backend | webhook subscription | creates/s | create p99 ms | PATCHes/s | PATCH p99 ms "
+        "| database check (acknowledged = stored once) |",
+        "|---|---|--:|--:|--:|--:|---|",
+    ]
+    for r in rows:
+        for label, title in (("without_webhook", "none"), ("with_webhook", "one (all events)")):
+            runs = r["writes"].get(label)
+            if not runs:
+                continue
+            create, patch = runs["create"], runs["patch"]
+            checks = []
+            for name, run in (("creates", create), ("PATCHes", patch)):
+                c = run["check"]
+                state = "ok" if c["ok"] else "FAILED: " + "; ".join(c["problems"])
+                checks.append(f"{name} {state} ({c['acknowledged']:,} acknowledged, "
+                              f"{c['unacknowledged_but_stored']} more stored in flight)")
+            lines.append(
+                f"| {BACKEND_NAMES[r['backend']]} | {title} | {rate(create['req_s'])} "
+                f"| {ms(create['p99_ms'])} | {rate(patch['req_s'])} | {ms(patch['p99_ms'])} "
+                f"| {'; '.join(checks)} |"
+            )
+    return lines
+
+
+def _mark(met: bool | None) -> str:
+    return "-" if met is None else ("**met**" if met else "**not met**")
+
+
+def targets(result: Result) -> list[tuple[str, bool | None, str]]:
+    """Issue 13's targets for one result: (target, met, the measured reason)."""
+    out: list[tuple[str, bool | None, str]] = []
+    f = result.get("fresh") or {}
+    shapes = [s for s in f.get("shapes", []) if s["name"] != "Q6"]
+    ceiling = (f.get("ceiling") or {}).get("req_s")
+    for s in shapes:
+        api = s.get("api")
+        if not api:
+            out.append((f"fresh {s['name']} >= 1,000 req/s and >= 50 % of ceiling", False,
+                        s.get("error", "not measured")))
+            continue
+        share = s.get("share_of_ceiling")
+        met = api["req_s"] >= 1000 and share is not None and share >= 0.5
+        out.append((f"fresh {s['name']} >= 1,000 req/s and >= 50 % of ceiling", met,
+                    f"{rate(api['req_s'])} req/s, {_pct(share)} of {rate(ceiling)}"))
+    search = next((s for s in f.get("shapes", []) if s["name"] == "Q6"), None)
+    if search is not None:
+        api = search.get("api")
+        met = bool(api) and api["p99_ms"] < 250 and api["req_s"] >= 200
+        reason = (f"p99 {ms(api['p99_ms'])} ms, {rate(api['req_s'])} req/s" if api
+                  else search.get("error", "not measured"))
+        out.append(("fresh search p99 < 250 ms and >= 200 req/s", met, reason))
+    measured = [s for s in [*f.get("shapes", []), f.get("mixed")] if s and s.get("api")]
+    if measured:
+        worst = max(measured, key=lambda s: s["api"]["p99_ms"] or 0)
+        out.append(("every fresh p99 < 250 ms",
+                    all((s["api"]["p99_ms"] or 0) < 250 for s in measured),
+                    f"worst {worst['name']} {ms(worst['api']['p99_ms'])} ms"))
+    load = result.get("load")
+    if load and load.get("floor_indexed"):
+        share = load["import"]["leads_per_s"] / load["floor_indexed"]["leads_per_s"]
+        out.append(("import >= 85 % of the indexed floor", share >= 0.85,
+                    f"{load['import']['leads_per_s']:,} of "
+                    f"{load['floor_indexed']['leads_per_s']:,} leads/s ({_pct(share)})"))
+    writes = (result.get("writes") or {}).get("without_webhook")
+    if writes and result["backend"] == "postgres":
+        create = writes["create"]
+        out.append(("creates >= 1,000/s on PostgreSQL, 32 clients, none lost or duplicated",
+                    create["req_s"] >= 1000 and create["check"]["ok"],
+                    f"{rate(create['req_s'])}/s, check "
+                    f"{'ok' if create['check']['ok'] else 'FAILED'}"))
+    if writes:
+        all_ok = all(run["check"]["ok"] for runs in result["writes"].values()
+                     if isinstance(runs, dict) for run in runs.values())
+        out.append(("no lost or duplicated write (every write run)", all_ok,
+                    "every acknowledged write stored exactly once" if all_ok
+                    else "see the write table"))
+    if load and load.get("export"):
+        export = load["export"]
+        floor = export.get("floor")
+        reason = f"{export['leads_per_s']:,} leads/s"
+        if floor:
+            reason += f", {_pct(export['share_of_floor'])} of the floor's {floor['leads_per_s']:,}"
+        out.append(("export >= 50,000 leads/s (floor in the same run)",
+                    export["leads_per_s"] >= 50_000, reason))
+    return out
+
+
+def _targets_table(results: list[Result]) -> list[str]:
+    lines = ["| Backend | target (issue 13) | | measured |", "|---|---|---|---|"]
+    for r in (r for r in results if r.get("fresh")):  # runs of the harness since issue 13
+        for name, met, reason in targets(r):
+            lines.append(f"| {BACKEND_NAMES[r['backend']]} | {name} | {_mark(met)} | {reason} |")
+    return lines if len(lines) > 2 else []
+
+
+def _timings(results: list[Result]) -> list[str]:
+    parts = []
+    for r in results:
+        if r.get("timings"):
+            phases = ", ".join(f"{k.removesuffix('_s')} {v:.0f} s" for k, v in r["timings"].items())
+            parts.append(f"{BACKEND_NAMES[r['backend']]} {r['elapsed_s'] / 60:.1f} min ({phases})")
+    return ["Time taken: " + "; ".join(parts) + "."] if parts else []
+
+
 def section(label: str, results: list[Result], chart: str | None, notes: str = "") -> list[str]:
     out = [f"## {label}", "", *_facts(results), ""]
+    target_lines = _targets_table(results)
+    if target_lines:
+        out += ["### Issue 13's targets", "", *target_lines, ""]
     for r in results:
         out += [f"### {BACKEND_NAMES[r['backend']]}: queries", "", *_queries_table(r), ""]
+        fresh_lines = _fresh_table(r)
+        if fresh_lines:
+            out += [f"### {BACKEND_NAMES[r['backend']]}: cached and fresh questions", "",
+                    *fresh_lines, ""]
     load_lines = _load_table(results)
     if load_lines:
         out += ["### Import and export", "", *load_lines, ""]
@@ -210,6 +392,15 @@ def section(label: str, results: list[Result], chart: str | None, notes: str = "
     follow_lines = _follow_table(results)
     if follow_lines:
         out += ["### Following changes", "", *follow_lines, ""]
+    workers_lines = _workers_table(results)
+    if workers_lines:
+        out += ["### API worker processes (fresh mixed run)", "", *workers_lines, ""]
+    writes_lines = _writes_table(results)
+    if writes_lines:
+        out += ["### Writes over HTTP", "", *writes_lines, ""]
+    timing_lines = _timings(results)
+    if timing_lines:
+        out += [*timing_lines, ""]
     if chart:
         out += [f"![Requests per second, {label}]({chart})", ""]
     if notes:

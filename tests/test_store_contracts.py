@@ -1,7 +1,9 @@
 """Rules the store keeps by construction, checked rather than trusted.
 
 - Tenant scope is a required argument (STYLE.md): every public store function that runs SQL
-  on leads takes `org_id` as a keyword-only parameter with no default.
+  on leads takes `org_id` as a keyword-only parameter with no default. That the SQL they run
+  names one organization is checked on the statements themselves
+  (tests/test_statement_scope.py).
 - The Alembic migrations build exactly the schema `leads_api.store.schema` declares, on each
   database (autogenerate's comparison finds nothing to change).
 """

@@ -9,6 +9,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from leads_api.fields import (
@@ -43,9 +44,29 @@ def now_ms() -> int:
     return int(datetime.now(UTC).timestamp() * 1000)
 
 
+DAY_MS = 86_400_000
+# Rendering is most of a page's Python time, and timestamps most of that (four a lead):
+# the date part is kept per day, the rest is three table lookups (~3x the isoformat's speed).
+_HOUR_MINUTE = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+_SECOND = tuple(f"{s:02d}." for s in range(60))
+_MILLI_Z = tuple(f"{ms:03d}Z" for ms in range(1000))
+
+
+@lru_cache(maxsize=8192)
+def _date_t(day: int) -> str:
+    return (_NAIVE_EPOCH + timedelta(days=day)).isoformat()[:10] + "T"
+
+
 def format_timestamp(ms: int) -> str:
-    """Epoch milliseconds -> `2026-01-15T10:30:00.000Z` (always a four-digit year)."""
-    return (_NAIVE_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
+    """Epoch milliseconds -> `2026-01-15T10:30:00.000Z` (always a four-digit year).
+
+    >>> format_timestamp(1_768_473_000_123), format_timestamp(-1)
+    ('2026-01-15T10:30:00.123Z', '1969-12-31T23:59:59.999Z')
+    """
+    day, in_day = divmod(ms, DAY_MS)
+    seconds, milli = divmod(in_day, 1000)
+    minutes, second = divmod(seconds, 60)
+    return _date_t(day) + _HOUR_MINUTE[minutes] + _SECOND[second] + _MILLI_Z[milli]
 
 
 def money_to_json(cents: int) -> int | float:

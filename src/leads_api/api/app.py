@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from leads_api.api.access_log import AccessLog, access_log_enabled
 from leads_api.api.answer_cache import AnswerCache
+from leads_api.api.ceiling import ceiling_routes
 from leads_api.api.cors import cors_middleware
 from leads_api.api.endpoints import ENDPOINTS
 from leads_api.api.errors import on_api_error, on_http_exception
@@ -46,8 +47,9 @@ def create_app(
         *cors_middleware(),
         Middleware(Guard),
     ]
+    store = store if store is not None else open_store()
     app = Starlette(
-        routes=routes(),
+        routes=routes() + ceiling_routes(store),
         middleware=middleware,
         exception_handlers={
             ApiError: on_api_error,
@@ -58,7 +60,7 @@ def create_app(
     # `/api/leads/` is not a route: answer 404 in the envelope rather than Starlette's bare
     # redirect, which a client POSTing a lead would not follow.
     app.router.redirect_slashes = False
-    app.state.store = store if store is not None else open_store()
+    app.state.store = store
     app.state.answer_cache = answer_cache if answer_cache is not None else AnswerCache.from_env()
     app.state.openapi_json = orjson.dumps(document())
     return app

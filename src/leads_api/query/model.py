@@ -105,14 +105,24 @@ class ListQuery:
 
 @dataclass(frozen=True)
 class FeedPosition:
-    """A place in an organization's change feed: after lead `lead_id` at position `seq`
-    (the beginning is (0, ""))."""
+    """A place in an organization's change feed: after the lead written `ordinal`-th by the
+    write that took position `seq` (the beginning is (0, -1))."""
+
+    seq: int
+    ordinal: int
+
+
+@dataclass(frozen=True)
+class LegacyFeedPosition:
+    """A place named the way tokens did before ordinals (schema revision 0009): after lead
+    `lead_id` at position `seq`, in (seq, id) order. The store translates it into the
+    FeedPosition of the same place."""
 
     seq: int
     lead_id: str
 
 
-FEED_START = FeedPosition(0, "")
+FEED_START = FeedPosition(0, -1)
 
 
 @dataclass(frozen=True)
@@ -121,4 +131,4 @@ class ChangesQuery:
     predicates, search, fields and limit; its sort and page are not used)."""
 
     filters: ListQuery
-    since: FeedPosition
+    since: FeedPosition | LegacyFeedPosition

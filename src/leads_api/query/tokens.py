@@ -6,13 +6,18 @@ organization whatever a token says, so a made-up token gains nothing; but every 
 checked whole (kind, organization, types) and a bad or foreign one is a 400 naming its
 parameter. Tokens never expire: a position stays meaningful for as long as the leads exist.
 
->>> token = encode_position(FeedPosition(seq=42, lead_id="lead_abc"), org_id=7)
+>>> token = encode_position(FeedPosition(seq=42, ordinal=3), org_id=7)
 >>> decode_position(token, org_id=7)
-FeedPosition(seq=42, lead_id='lead_abc')
+FeedPosition(seq=42, ordinal=3)
 >>> decode_position(token, org_id=8)
 Traceback (most recent call last):
 ...
 leads_api.errors.ValidationError: since belongs to another organization's feed
+
+A feed token made before ordinals named the last lead by its id; it is still read:
+
+>>> decode_position(_encode({"k": "feed", "o": 7, "s": 42, "i": "lead_abc"}), org_id=7)
+LegacyFeedPosition(seq=42, lead_id='lead_abc')
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any, TypeGuard
 import orjson
 
 from leads_api.errors import ValidationError
-from leads_api.query.model import FeedPosition, Keyset, KeysetValue
+from leads_api.query.model import FeedPosition, Keyset, KeysetValue, LegacyFeedPosition
 
 _FEED = "feed"
 _CURSOR = "list"
@@ -45,15 +50,23 @@ class Cursor:
 
 
 def encode_position(position: FeedPosition, *, org_id: int) -> str:
-    return _encode({"k": _FEED, "o": org_id, "s": position.seq, "i": position.lead_id})
+    return _encode({"k": _FEED, "o": org_id, "s": position.seq, "n": position.ordinal})
 
 
-def decode_position(token: str, *, org_id: int, parameter: str = "since") -> FeedPosition:
+def decode_position(
+    token: str, *, org_id: int, parameter: str = "since"
+) -> FeedPosition | LegacyFeedPosition:
+    """A position: (sequence, ordinal), or (sequence, lead id) from a token made before
+    ordinals (tokens never expire)."""
     body = _decode(token, kind=_FEED, org_id=org_id, parameter=parameter, what="feed")
-    seq, lead_id = body.get("s"), body.get("i")
-    if not _is_int(seq) or not isinstance(lead_id, str):
+    seq, ordinal, lead_id = body.get("s"), body.get("n"), body.get("i")
+    if not _is_int(seq):
         raise malformed(parameter)
-    return FeedPosition(seq, lead_id)
+    if _is_int(ordinal) and lead_id is None:
+        return FeedPosition(seq, ordinal)
+    if isinstance(lead_id, str) and ordinal is None:
+        return LegacyFeedPosition(seq, lead_id)
+    raise malformed(parameter)
 
 
 def encode_cursor(cursor: Cursor, *, org_id: int) -> str:

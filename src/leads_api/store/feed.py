@@ -2,12 +2,15 @@
 organization.
 
 Every write stamps the leads it creates or changes with its change position (`change_seq`,
-the organization's data version it took, see store/unit_of_work.py), and writers of one
-organization take positions one after the other, each only once the one before has
-committed. So the positions a reader can see are always all positions up to some point:
-reading `(change_seq, id) > since` in order, and continuing after the last lead read, never
-skips a lead, whatever commits meanwhile, on either database. A lead changed again moves to
-its new position, so it comes once, at its latest version.
+the organization's data version it took, see store/unit_of_work.py) and each with its
+ordinal within the write (`change_ord`, 0, 1, ... in the order the rows were written), and
+writers of one organization take positions one after the other, each only once the one
+before has committed. So the positions a reader can see are always all positions up to some
+point, each with all its leads: reading `(change_seq, change_ord) > since` in order, and
+continuing after the last lead read, never skips a lead, whatever commits meanwhile, on
+either database. A lead changed again moves to its new position, so it comes once, at its
+latest version. The order is the order rows were written in, so a walk through a large
+import reads the table about sequentially (in id order it read it at random).
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from leads_api.fields import LEAD_FIELDS, Field
-from leads_api.query.model import ChangesQuery, FeedPosition
-from leads_api.store.schema import CHANGE_SEQ_COLUMN, leads
+from leads_api.query.model import ChangesQuery, FeedPosition, LegacyFeedPosition
+from leads_api.store.schema import CHANGE_ORD_COLUMN, CHANGE_SEQ_COLUMN, leads
 from leads_api.store.sql import columns_for, where_clause
 
 _SEQ = leads.c[CHANGE_SEQ_COLUMN]
+_ORD = leads.c[CHANGE_ORD_COLUMN]
 
 
 @dataclass(frozen=True)
@@ -38,19 +42,37 @@ class ChangesPage:
 def changed_leads(conn: Connection, *, org_id: int, query: ChangesQuery) -> ChangesPage:
     """The leads matching `query.filters` whose position is after `query.since`, oldest
     change first, at most `query.filters.limit` of them."""
-    filters, since = query.filters, query.since
+    filters = query.filters
+    since = query.since
+    if isinstance(since, LegacyFeedPosition):
+        since = translated(conn, org_id=org_id, since=since)
     fields = filters.fields or LEAD_FIELDS
     statement = (
-        sa.select(*columns_for(fields), _SEQ.label("_seq"), leads.c.id.label("_id"))
+        sa.select(*columns_for(fields), _SEQ.label("_seq"), _ORD.label("_ord"))
         .where(
             where_clause(filters, org_id=org_id, dialect=conn.dialect.name),
-            sa.tuple_(_SEQ, leads.c.id) > sa.tuple_(sa.literal(since.seq), since.lead_id),
+            sa.tuple_(_SEQ, _ORD) > sa.tuple_(sa.literal(since.seq), sa.literal(since.ordinal)),
         )
-        .order_by(_SEQ, leads.c.id)
+        .order_by(_SEQ, _ORD)
         .limit(filters.limit + 1)
     )
     rows: list[Sequence[Any]] = list(conn.execute(statement).all())
     more = len(rows) > filters.limit
     rows = rows[: filters.limit]
-    last = FeedPosition(int(rows[-1][-2]), str(rows[-1][-1])) if rows else since
+    last = FeedPosition(int(rows[-1][-2]), int(rows[-1][-1])) if rows else since
     return ChangesPage(fields, [row[:-2] for row in rows], last, more)
+
+
+def translated(conn: Connection, *, org_id: int, since: LegacyFeedPosition) -> FeedPosition:
+    """The position a token made before ordinals names: after lead `since.lead_id` in
+    position `since.seq`, in (seq, id) order.
+
+    Such a position was stamped before revision 0009, which ranked each position's leads by
+    id, and a position never gains leads after it was seen (it only loses those written
+    again), so its ordinals still follow id order: the place is that lead's ordinal if it is
+    still there, else the largest ordinal of the position's leads below its id."""
+    at = (leads.c.org_id == org_id, leads.c[CHANGE_SEQ_COLUMN] == since.seq)
+    own = sa.select(_ORD).where(*at, leads.c.id == since.lead_id).scalar_subquery()
+    below = sa.select(sa.func.max(_ORD)).where(*at, leads.c.id < since.lead_id).scalar_subquery()
+    ordinal = conn.execute(sa.select(sa.func.coalesce(own, below, -1))).scalar_one()
+    return FeedPosition(since.seq, int(ordinal))

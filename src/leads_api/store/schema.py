@@ -29,8 +29,11 @@ OrderedText = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql
 metadata = sa.MetaData()
 
 # Each lead's change position: the organization's data version taken by the write that last
-# created or changed it (store/unit_of_work.py). The change feed follows (change_seq, id).
+# created or changed it, and the lead's ordinal among the rows that write wrote, in the order
+# it wrote them (store/unit_of_work.py). The change feed follows (change_seq, change_ord):
+# the order rows were written in, so a feed walk reads the table about in its own order.
 CHANGE_SEQ_COLUMN = "change_seq"
+CHANGE_ORD_COLUMN = "change_ord"
 
 organizations = sa.Table(
     "organizations",
@@ -87,11 +90,12 @@ leads = sa.Table(
     *(sa.Column(c, OrderedText, nullable=True) for c in FOLDED_COLUMNS.values()),
     sa.Column(PHONE_DIGITS_COLUMN, sa.Text, nullable=True),
     sa.Column(SEARCH_TEXT_COLUMN, sa.Text, nullable=True),
-    # The default only serves rows that existed before the column did (migration 0006):
-    # every writer sets it, and inserts name every column, so a missing stamp is an error.
+    # The defaults only serve rows that existed before the columns did (migrations 0006 and
+    # 0009): every writer sets both, and inserts name every column.
     sa.Column(CHANGE_SEQ_COLUMN, sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column(CHANGE_ORD_COLUMN, sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_leads_org_created", "org_id", "created_at", "id"),
-    sa.Index("ix_leads_org_change", "org_id", CHANGE_SEQ_COLUMN, "id"),
+    sa.Index("ix_leads_org_change", "org_id", CHANGE_SEQ_COLUMN, CHANGE_ORD_COLUMN),
     sa.Index("ix_leads_org_updated", "org_id", "updated_at", "id"),
     sa.Index("ix_leads_org_qualified", "org_id", "qualified_at", "id"),
     sa.Index("ix_leads_org_status_created", "org_id", "status", "created_at", "id"),

@@ -6,8 +6,10 @@ the unit of work makes the derived state follow, in the write's own transaction:
 1. before any lead row is touched, it takes the organization's next change position
    (`tenants.take_change_position`: the data version moves, and the organization's row
    stays locked until commit, so writers of one organization follow each other);
-2. every lead it writes is stamped with that position (`change_seq`, the change feed's
-   order) and gets its derived search and ordering columns (SQLite's FTS5 search index
+2. every lead it writes is stamped with that position (`change_seq`) and its ordinal
+   among the rows of this unit of work, in the order they are written (`change_ord`, from
+   0): the change feed's order, which so follows the order the rows went into the table;
+   and it gets its derived search and ordering columns (SQLite's FTS5 search index
    follows `search_text` by triggers, migration 0010);
 3. at the end (`flush`, done by `lead_writes` on leaving the block) every rollup moves by
    the rows removed and added, and the write listeners (the webhook outbox) are told which
@@ -32,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 
 from leads_api.lead import with_derived_columns
 from leads_api.store.rollups import ROLLUP_COLUMNS, RollupChanges
-from leads_api.store.schema import CHANGE_SEQ_COLUMN, leads
+from leads_api.store.schema import CHANGE_ORD_COLUMN, CHANGE_SEQ_COLUMN, leads
 from leads_api.store.tenants import take_change_position
 
 Row = Mapping[str, Any]
@@ -44,6 +46,9 @@ _row_values = itemgetter(*_LEAD_COLUMNS)  # a row's values in column order, at C
 _SET_COLUMNS = tuple(c for c in _LEAD_COLUMNS if c not in ("id", "org_id"))
 # From this many rows on, PostgreSQL gets them by COPY: a few times quicker than INSERTs.
 COPY_FROM_ROWS = 100
+# An update() stamps its rows' ordinals with one CASE over their ids per this many rows
+# (SQLite tries a CASE's branches in turn, so a long one would cost rows x branches).
+UPDATE_CHUNK_ROWS = 200
 
 _COPY_LEADS = sql.SQL("COPY {} ({}) FROM STDIN").format(
     sql.Identifier(leads.name), sql.SQL(", ").join(map(sql.Identifier, _LEAD_COLUMNS))
@@ -79,6 +84,7 @@ class LeadWrites:
         self.conn = conn
         self.org_id = org_id
         self._position: int | None = None
+        self._ordinal = 0  # the next row's change_ord
         self._rollups = RollupChanges()
         self._events: list[LeadEvent] = []
 
@@ -130,6 +136,7 @@ class LeadWrites:
             full = with_derived_columns(new)
             values = {c: full.get(c) for c in _SET_COLUMNS}
             values[CHANGE_SEQ_COLUMN] = position
+            values[CHANGE_ORD_COLUMN] = self._next_ordinal()
             params.append({"_id": new["id"], **values})
         self.conn.execute(statement, params)
         self._rollups.add(removed=[old for old, _ in changes], added=[new for _, new in changes])
@@ -146,15 +153,20 @@ class LeadWrites:
         if not matched:
             return []
         ids = [row["id"] for row in matched]
-        written = {
-            row["id"]: dict(row)
-            for row in self.conn.execute(
-                leads.update()
-                .where(leads.c.org_id == self.org_id, leads.c.id.in_(ids))
-                .values({**values, CHANGE_SEQ_COLUMN: self.position})
-                .returning(leads.c.id, *(leads.c[c] for c in ROLLUP_COLUMNS))
-            ).mappings()
-        }
+        written: dict[str, Row] = {}
+        for start in range(0, len(ids), UPDATE_CHUNK_ROWS):
+            chunk = ids[start : start + UPDATE_CHUNK_ROWS]
+            ordinals = sa.case({i: self._next_ordinal() for i in chunk}, value=leads.c.id)
+            stamp = {CHANGE_SEQ_COLUMN: self.position, CHANGE_ORD_COLUMN: ordinals}
+            written.update(
+                (row["id"], dict(row))
+                for row in self.conn.execute(
+                    leads.update()
+                    .where(leads.c.org_id == self.org_id, leads.c.id.in_(chunk))
+                    .values({**values, **stamp})
+                    .returning(leads.c.id, *(leads.c[c] for c in ROLLUP_COLUMNS))
+                ).mappings()
+            )
         after: list[Row] = [written[i] for i in ids]
         self._rollups.add(removed=matched, added=after)
         if _LISTENERS:
@@ -173,10 +185,16 @@ class LeadWrites:
         for listener in _LISTENERS:
             listener(self.conn, self.org_id, events)
 
+    def _next_ordinal(self) -> int:
+        ordinal = self._ordinal
+        self._ordinal += 1
+        return ordinal
+
     def _complete(self, row: Row) -> dict[str, Any]:
         full = dict.fromkeys(_LEAD_COLUMNS)
         full.update(with_derived_columns(row))
         full[CHANGE_SEQ_COLUMN] = self.position
+        full[CHANGE_ORD_COLUMN] = self._next_ordinal()
         full["org_id"] = self.org_id  # last: a row can never name another organization
         return full
 

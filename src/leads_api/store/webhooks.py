@@ -187,7 +187,7 @@ def rotate_secret(conn: Connection, *, org_id: int, webhook_id: str) -> tuple[We
     secret = new_secret()
     conn.execute(
         webhooks.update()
-        .where(webhooks.c.id == webhook_id)
+        .where(webhooks.c.org_id == org_id, webhooks.c.id == webhook_id)
         .values(
             secret=secret,
             previous_secret=row[0],

@@ -12,13 +12,13 @@ The (org_id, search_text) index stays: terms of one or two characters have no tr
 still scan it. PostgreSQL is unchanged (its pg_trgm GIN index answers the same terms).
 
 Revision ID: 0010
-Revises: 0008 (the lead re-points it at 0009 on merge)
+Revises: 0009
 """
 
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
