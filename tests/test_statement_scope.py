@@ -76,8 +76,11 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "by its change position instead (ARCHITECTURE.md, \"Past one machine\")",
 }
 
+# sqlite3's trace shows the statements a trigger or a virtual table (the FTS5 search index)
+# runs inside the service's statement as comments, "-- <sql>": the traced statement that
+# ran them is what is checked.
 _CONTROL = re.compile(
-    r"\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA|SET|SHOW|--)\b", re.IGNORECASE
+    r"\s*((BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA|SET|SHOW)\b|--)", re.IGNORECASE
 )
 _PG_MARKER = re.compile(r"%\(([^)]+)\)s|%s|%%")
 

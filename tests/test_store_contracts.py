@@ -24,7 +24,7 @@ from alembic.runtime.migration import MigrationContext
 
 import leads_api.store
 from leads_api.store import Store
-from leads_api.store.schema import metadata
+from leads_api.store.schema import SQLITE_SEARCH_INDEX_TABLES, metadata
 
 # Store modules that never touch leads: organizations and keys, engine setup, migrations and
 # table declarations. Every other store module is held to the org_id rule; a new module must
@@ -106,10 +106,12 @@ def _declared_for(dialect: str) -> Callable[..., bool]:
     """Alembic's include_object hook: what the schema declares for this database.
 
     Indexes declared with `.ddl_if(dialect=...)` exist only on that database (Alembic does not
-    read the condition).
+    read the condition). SQLite's FTS5 search index is a virtual table no Table declares.
     """
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table" and reflected and name in SQLITE_SEARCH_INDEX_TABLES:
+            return dialect != "sqlite"  # FTS5's tables, which no Table declares
         condition = getattr(obj, "_ddl_if", None)  # where SQLAlchemy keeps ddl_if()
         if type_ == "index" and not reflected and condition is not None:
             wanted = condition.dialect

@@ -136,6 +136,14 @@ sa.Index(
     postgresql_ops={SEARCH_TEXT_COLUMN: "gin_trgm_ops"},
 )
 
+# On SQLite, search looks terms up in an FTS5 trigram index over `search_text` (migration
+# 0010): a virtual table with shadow tables of its own, kept by triggers on `leads`. A
+# Table cannot declare it, so schema comparisons leave these names out.
+SQLITE_SEARCH_INDEX = "leads_search"
+SQLITE_SEARCH_INDEX_TABLES = frozenset(
+    f"{SQLITE_SEARCH_INDEX}{suffix}" for suffix in ("", "_data", "_idx", "_config")
+)
+
 # A retried POST with the same Idempotency-Key returns the stored first answer; the primary
 # key makes the database, not a check-then-insert, decide which of two racing requests wins.
 idempotency_keys = sa.Table(

@@ -1,7 +1,8 @@
 """ListQuery -> SQLAlchemy Core clauses over the `leads` table. Pure: builds, never runs.
 
 Dialect differences stay here: NULLS LAST only where a column can be null (so PostgreSQL
-can still walk its indexes), LIKE with escaping on the case-folded copies for search.
+can still walk its indexes), LIKE with escaping on the case-folded copies for search, and
+the index that narrows a search first (pg_trgm on PostgreSQL, FTS5 trigrams on SQLite).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from leads_api.query.model import (
     Search,
     TextIn,
 )
-from leads_api.store.schema import leads
+from leads_api.store.schema import SQLITE_SEARCH_INDEX, leads
 
 TRIGRAM = 3  # a trigram index can only narrow terms of at least three characters
 
@@ -190,18 +191,70 @@ def _search(search: Search, *, dialect: str) -> ColumnElement[bool]:
 
 
 def _search_prefilter(search: Search, *, dialect: str) -> ColumnElement[bool] | None:
-    """A condition on `search_text` that every match also meets, or None.
+    """A condition that every match also meets (a superset of the matches), or None.
 
     `search_text` holds every folded column and the phone digits, so any lead the exact
-    match accepts contains the term (or its digits) there. PostgreSQL answers it from its
-    trigram index, which narrows only terms of three characters or more; SQLite scans the
-    organization's entries of the (org_id, search_text) index (see SEARCH_INDEX_HINT).
+    match accepts contains the term (or its digits) there. A term of three characters or
+    more is looked up by its trigrams: on PostgreSQL through pg_trgm's GIN index, on SQLite
+    in the FTS5 trigram index `leads_search` (migration 0010). Shorter terms have no
+    trigram: PostgreSQL then tests every row of the organization, SQLite scans the
+    organization's entries of the (org_id, search_text) index (see search_hint).
     """
-    terms = [search.folded] if search.digits is None else [search.folded, search.digits]
-    if dialect == "postgresql" and any(len(term) < TRIGRAM for term in terms):
+    terms = _terms(search)
+    if dialect == "sqlite":
+        expression = fts_expression(terms)
+        if expression is not None:
+            return _ROWID.in_(
+                sa.select(_SEARCH_INDEX.c.rowid).where(_SEARCH_INDEX_NAME.match(expression))
+            )
+    elif any(len(term) < TRIGRAM for term in terms):
         return None
     column = leads.c[SEARCH_TEXT_COLUMN]
     return sa.or_(*(column.contains(term, autoescape=True) for term in terms))
+
+
+def _terms(search: Search) -> list[str]:
+    return [search.folded] if search.digits is None else [search.folded, search.digits]
+
+
+# SQLite's FTS5 trigram index over `search_text` (an external-content table whose rowids are
+# the rows' of `leads`; kept by triggers, migration 0010).
+_SEARCH_INDEX = sa.table(SQLITE_SEARCH_INDEX, sa.column("rowid"))
+_SEARCH_INDEX_NAME: ColumnElement[str] = sa.literal_column(SQLITE_SEARCH_INDEX)
+_ROWID: ColumnElement[int] = sa.literal_column(f"{leads.name}.rowid")
+
+
+def fts_expression(terms: Sequence[str]) -> str | None:
+    """An FTS5 query for the rows whose text contains every trigram of any of `terms`, or
+    None when one of them has no trigram to look up (shorter than three characters).
+
+    >>> fts_expression(["smith"])
+    '"smi" "mit" "ith"'
+    >>> fts_expression(["a 123", "123"])
+    '("a 1" " 12" "123") OR ("123")'
+    >>> fts_expression(['x"y']), fts_expression(["5%_"]), fts_expression(["ab"])
+    ('"x""y"', '"5%_"', None)
+
+    Each trigram is an FTS5 string (double quotes doubled), so nothing in a term is FTS5
+    syntax (a NUL, which would end one, never gets here: the parser refuses it).
+    """
+    groups: list[str] = []
+    for term in dict.fromkeys(terms):
+        if len(term) < TRIGRAM:
+            return None
+        trigrams = dict.fromkeys(term[i : i + TRIGRAM] for i in range(len(term) - TRIGRAM + 1))
+        groups.append(" ".join('"' + t.replace('"', '""') + '"' for t in trigrams))
+    if len(groups) == 1:
+        return groups[0]
+    return " OR ".join(f"({group})" for group in groups)
+
+
+def search_hint(search: Search) -> str:
+    """How SQLite should read `leads` for this search: by the rowids the trigram index
+    gives, or (a term too short for trigrams) by scanning the search index's entries."""
+    if fts_expression(_terms(search)) is not None:
+        return "NOT INDEXED"  # not an index walk in the requested order: the rowids
+    return SEARCH_INDEX_HINT
 
 
 # SQLite's planner, not knowing how rare a term is, would rather walk an index in the
@@ -216,4 +269,4 @@ def with_search_hint(statement: SelectT, query: ListQuery) -> SelectT:
     """Point SQLite at the search index when the query searches (a no-op elsewhere)."""
     if query.search is None:
         return statement
-    return statement.with_hint(leads, SEARCH_INDEX_HINT, dialect_name="sqlite")
+    return statement.with_hint(leads, search_hint(query.search), dialect_name="sqlite")
