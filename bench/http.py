@@ -168,37 +168,10 @@ def run_wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_LUA % {"key": key, "extra": extra})
     try:
-        command = [
-            "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-            "--timeout", WRK_TIMEOUT, "-s", script.name, url,
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        raw = run_script(script.name, url, duration=duration, connections=connections)
     finally:
         Path(script.name).unlink()
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
-    if done.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed: {done.stderr.strip() or done.stdout[-2000:]}")
-    raw = json.loads(line[len("BENCH "):])
-    seconds = raw["duration_us"] / 1e6
-    done_any = raw["requests"] > 0
-    errors = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
-    return {
-        "tool": f"wrk -t1 -c{connections} -d{duration}s --timeout {WRK_TIMEOUT}",
-        "requests": raw["requests"],
-        "seconds": round(seconds, 3),
-        "req_s": round(raw["requests"] / seconds, 2),
-        "p50_ms": raw["p50_us"] / 1000 if done_any else None,
-        "p90_ms": raw["p90_us"] / 1000 if done_any else None,
-        "p99_ms": raw["p99_us"] / 1000 if done_any else None,
-        "max_ms": raw["max_us"] / 1000 if done_any else None,
-        "mean_ms": round(raw["mean_us"] / 1000, 3) if done_any else None,
-        # Little's law for a closed loop of `connections` clients: a cross-check on req_s
-        # that does not lose the requests still in flight at the deadline.
-        "req_s_from_mean_latency": round(connections / (raw["mean_us"] / 1e6), 2)
-        if done_any and raw["mean_us"] else None,
-        "errors": errors,
-        "bytes_per_response": round(raw["bytes"] / raw["requests"]) if raw["requests"] else 0,
-    }
+    return summary(raw, connections=connections, duration=duration)
 
 
 _LIST_LUA = """
@@ -259,20 +232,21 @@ def run_wrk_list(
             "start": start, "threads": threads,
         })
     try:
-        raw = _wrk(script.name, base + entries[0][1], duration=duration,
+        raw = run_script(script.name, base + entries[0][1], duration=duration,
                    connections=connections, threads=threads)
     finally:
         Path(script.name).unlink()
         Path(listing.name).unlink()
-    result = _summary(raw, connections=connections, duration=duration, threads=threads)
+    result = summary(raw, connections=connections, duration=duration, threads=threads)
     result["urls_available"] = len(entries) - start
     result["sent"] = raw["sent"]
     result["repeats"] = max(0, raw["sent"] - (len(entries) - start))
     return result
 
 
-def _wrk(script: str, url: str, *, duration: int, connections: int,
-         threads: int = 1) -> dict[str, Any]:
+def run_script(script: str, url: str, *, duration: int, connections: int,
+               threads: int = 1) -> dict[str, Any]:
+    """Run wrk with a Lua script whose `done` prints a `BENCH {...}` line; that line."""
     command = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
         "--timeout", WRK_TIMEOUT, "-s", script, url,
@@ -285,8 +259,9 @@ def _wrk(script: str, url: str, *, duration: int, connections: int,
     return parsed
 
 
-def _summary(raw: dict[str, Any], *, connections: int, duration: int,
-             threads: int = 1) -> dict[str, Any]:
+def summary(raw: dict[str, Any], *, connections: int, duration: int,
+            threads: int = 1) -> dict[str, Any]:
+    """A `BENCH` line as the result JSON's figures (milliseconds, errors by kind)."""
     seconds = raw["duration_us"] / 1e6
     done_any = raw["requests"] > 0
     errors = {k: raw[k] for k in ("connect", "read", "write", "status", "timeout") if raw[k]}
@@ -300,6 +275,8 @@ def _summary(raw: dict[str, Any], *, connections: int, duration: int,
         "p99_ms": raw["p99_us"] / 1000 if done_any else None,
         "max_ms": raw["max_us"] / 1000 if done_any else None,
         "mean_ms": round(raw["mean_us"] / 1000, 3) if done_any else None,
+        # Little's law for a closed loop of `connections` clients: a cross-check on req_s
+        # that does not lose the requests still in flight at the deadline.
         "req_s_from_mean_latency": round(connections / (raw["mean_us"] / 1e6), 2)
         if done_any and raw["mean_us"] else None,
         "errors": errors,

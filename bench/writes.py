@@ -107,12 +107,12 @@ def run(base: str, key: str, target: Target, org_id: int, *, kind: str, duration
             "out": json.dumps(str(acked_file)), "key": json.dumps(key), "threads": 1,
             "patch": "true" if patch else "false",
         })
-        raw = http._wrk(str(script), base + "/api/leads", duration=duration,
+        raw = http.run_script(str(script), base + "/api/leads", duration=duration,
                         connections=connections)
         if settle is not None:
             settle()  # the writes still in flight at wrk's deadline finish
         acked = acked_file.read_text().split()
-    result = http._summary(raw, connections=connections, duration=duration)
+    result = http.summary(raw, connections=connections, duration=duration)
     result["sent"] = raw["sent"]
     result["acknowledged"] = len(acked)
     result["check"] = _check(target, org_id, mark, acked, patch=patch, sent=raw["sent"],
