@@ -14,14 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import orjson
-import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 from leads_api.fields import LEAD_FIELDS
 from leads_api.lead import now_ms, object_builder
+from leads_api.store.driver import psycopg_connection
 from leads_api.store.schema import leads, organizations, webhook_events, webhook_outbox, webhooks
 from leads_api.store.sql import columns_for
 from leads_api.store.unit_of_work import COPY_FROM_ROWS, LeadEvent, add_write_listener
@@ -89,16 +88,13 @@ def _insert_changes(conn: Connection, rows: Sequence[tuple[object, ...]]) -> Non
     """The changes, by COPY on PostgreSQL from COPY_FROM_ROWS on (an import's thousands of
     lead objects: INSERT ... RETURNING was measured at over ten times the COPY's time)."""
     if conn.dialect.name == "postgresql" and len(rows) >= COPY_FROM_ROWS:
-        raw = conn.connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
-        try:
-            with raw.cursor() as cursor, cursor.copy(_COPY_CHANGES) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        except psycopg.Error as error:
-            raise DBAPIError.instance(
-                "COPY webhook_events", None, error, psycopg.Error, dialect=conn.dialect
-            ) from error
+        with (
+            psycopg_connection(conn, what="COPY webhook_events") as raw,
+            raw.cursor() as cursor,
+            cursor.copy(_COPY_CHANGES) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
         return
     params = [dict(zip(_CHANGE_COLUMNS, row, strict=True)) for row in rows]
     conn.execute(webhook_events.insert(), params)

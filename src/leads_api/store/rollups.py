@@ -41,6 +41,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from leads_api.fields import CATEGORY_NAMES, CLICK_ID_NAMES, FIELDS_BY_NAME
 from leads_api.query.model import Exists, IntRanges, Predicate, TextIn
+from leads_api.store.driver import psycopg_connection
 from leads_api.store.schema import (
     category_rollups,
     lead_counts,
@@ -318,26 +319,40 @@ class RollupChanges:
             for delta in self._deltas:
                 delta.clear()
             return
+        moves = []
         for rollup, delta in zip(ROLLUPS, self._deltas, strict=True):
+            # Sorted keys: concurrent writers lock rollup rows in one order (no deadlock).
             changed = sorted((key, n) for key, n in delta.items() if n != 0)
             if changed:
-                _upsert(conn, rollup, org_id, changed)
+                moves.append((rollup, [(org_id, *key, n) for key, n in changed]))
             delta.clear()
+        _upsert(conn, moves)
 
 
 # Rollup moves by organization, waiting to be written (see ROLLUP_SINK_OPTION).
 RollupSink = dict[int, RollupChanges]
 
 
-def _upsert(
-    conn: Connection, rollup: Rollup, org_id: int, changes: list[tuple[tuple[Any, ...], int]]
-) -> None:
-    # Sorted keys: concurrent writers lock rollup rows in one order, so they cannot deadlock.
-    # Sent to the driver as plain tuples: SQLAlchemy's per-row parameter handling cost more
-    # than the upserts themselves on large imports.
-    conn.exec_driver_sql(
-        _upsert_sql(rollup, conn.dialect.name), [(org_id, *key, n) for key, n in changes]
-    )
+def _upsert(conn: Connection, moves: list[tuple[Rollup, list[tuple[Any, ...]]]]) -> None:
+    """Each rollup's rows (org_id, *key, n) added to its table, in ROLLUPS order.
+
+    Sent to the driver as plain tuples: SQLAlchemy's per-row parameter handling cost more
+    than the upserts themselves on large imports. On PostgreSQL in one pipeline: every
+    table's upserts go out at once and their answers are awaited once, so a create pays one
+    round trip for its nine rollups instead of nine, while it holds the organization's lock
+    (measured: a third of a create's time was these round trips)."""
+    dialect = conn.dialect.name
+    if dialect != "postgresql" or len(moves) < 2:
+        for rollup, rows in moves:
+            conn.exec_driver_sql(_upsert_sql(rollup, dialect), rows)
+        return
+    with (
+        psycopg_connection(conn, what="rollup upserts") as raw,
+        raw.pipeline(),
+        raw.cursor() as cursor,
+    ):
+        for rollup, rows in moves:
+            cursor.executemany(_upsert_sql(rollup, dialect), rows)
 
 
 @cache

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 from leads_api.lead import with_derived_columns
+from leads_api.store.driver import psycopg_connection
 from leads_api.store.rollups import ROLLUP_COLUMNS, RollupChanges
 from leads_api.store.schema import CHANGE_ORD_COLUMN, CHANGE_SEQ_COLUMN, leads
 from leads_api.store.tenants import take_change_position
@@ -234,15 +233,10 @@ def _insert_sqlite(conn: Connection, batch: Sequence[Row]) -> None:
 
 def _copy(conn: Connection, batch: Sequence[Row]) -> None:
     """COPY on the connection's own psycopg connection, inside its open transaction."""
-    raw = conn.connection.driver_connection
-    assert isinstance(raw, psycopg.Connection)
-    try:
-        with raw.cursor() as cursor, cursor.copy(_COPY_LEADS) as copy:
-            for row in batch:
-                copy.write_row(_row_values(row))
-    except psycopg.Error as error:
-        # The raw connection bypasses SQLAlchemy's wrapping: wrap as it would, so callers
-        # see IntegrityError / OperationalError (a 503) like for any other statement.
-        raise DBAPIError.instance(
-            "COPY leads", None, error, psycopg.Error, dialect=conn.dialect
-        ) from error
+    with (
+        psycopg_connection(conn, what="COPY leads") as raw,
+        raw.cursor() as cursor,
+        cursor.copy(_COPY_LEADS) as copy,
+    ):
+        for row in batch:
+            copy.write_row(_row_values(row))

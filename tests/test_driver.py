@@ -1,0 +1,56 @@
+"""Work on the psycopg connection under SQLAlchemy's (COPY, pipelines: store/driver.py) is
+part of the open transaction, and its errors reach callers as SQLAlchemy's, as any other
+statement's would (so a refused write is the caller's error and an outage a 503)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from leads_api.store import Store
+from leads_api.store.driver import psycopg_connection
+from leads_api.store.engine import create_engine
+
+
+@pytest.fixture
+def pg_store(postgres_url: str) -> Iterator[Store]:
+    store = Store(create_engine(postgres_url))
+    yield store
+    store.dispose()
+
+
+def test_a_refused_statement_in_a_pipeline_is_sqlalchemys_error_and_undoes_the_write(
+    pg_store: Store,
+) -> None:
+    with pg_store.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS driver_probe (k int PRIMARY KEY)")
+        conn.exec_driver_sql("TRUNCATE driver_probe")
+    with pytest.raises(IntegrityError, match="driver_probe"), pg_store.write() as conn:
+        conn.exec_driver_sql("INSERT INTO driver_probe VALUES (0)")
+        with (
+            psycopg_connection(conn, what="probe") as raw,
+            raw.pipeline(),
+            raw.cursor() as cursor,
+        ):
+            cursor.executemany("INSERT INTO driver_probe VALUES (%s)", [(1,), (2,), (1,)])
+    with pg_store.read() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM driver_probe")).scalar_one() == 0
+    with pg_store.write() as conn:
+        conn.exec_driver_sql("DROP TABLE driver_probe")
+
+
+def test_pipelined_statements_are_in_the_open_transaction(pg_store: Store) -> None:
+    xact = sa.text("SELECT pg_current_xact_id()::text")
+    with pg_store.write() as conn:
+        conn.exec_driver_sql("CREATE TEMP TABLE probe (k int)")  # dropped with the session
+        before = conn.execute(xact).scalar_one()
+        with psycopg_connection(conn, what="probe") as raw, raw.cursor() as cur:
+            with raw.pipeline():
+                cur.executemany("INSERT INTO probe VALUES (%s)", [(1,), (2,)])
+                cur.execute("SELECT pg_current_xact_id()::text")
+            assert cur.fetchone() == (before,)
+        assert conn.execute(sa.text("SELECT sum(k) FROM probe")).scalar_one() == 3
+        assert conn.execute(xact).scalar_one() == before
