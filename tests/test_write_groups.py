@@ -107,7 +107,7 @@ def test_postgres_writers_of_one_organization_share_commits(
     if store.dialect != "postgresql":
         pytest.skip("PostgreSQL's writer groups (SQLite's: tests/test_write_order.py)")
     org = make_org()
-    writers = store._pg_writers
+    writers = store._groups
     assert writers is not None
     monkeypatch.setattr(writers, "GROUP_MAX_MS", 60_000)  # the first writer waits long
     commits_before = writers.commits
@@ -128,7 +128,7 @@ def test_postgres_writers_of_one_organization_share_commits(
         futures = [pool.submit(first)]
         assert started.wait(10)
         futures += [pool.submit(later, i) for i in range(8)]
-        while sum(len(t.waiting) for t in writers._turns.values()) < 8:
+        while sum(len(t.waiting) for t in writers._lanes.values()) < 8:
             threading.Event().wait(0.01)
         release.set()
         for future in futures:

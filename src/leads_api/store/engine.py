@@ -7,11 +7,7 @@ ServiceUnavailable, so a driver error never reaches a client.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import threading
-import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -22,7 +18,7 @@ from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Connection, Engine
 
 from leads_api.errors import ServiceUnavailable, UsageError
-from leads_api.store.write_groups import GroupRollups, PostgresWriters
+from leads_api.store.write_groups import WriteGroups, postgres_groups, sqlite_groups
 
 DEFAULT_DATABASE_URL = "sqlite:///./leads.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -169,16 +165,21 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # SQLite: writers of this process take turns (SQLiteWriters) on connections of
-        # their own, so that a write never waits for a connection that readers hold.
-        self._sqlite_writers: SQLiteWriters | None = None
-        # PostgreSQL: writers of one organization share a transaction and its commit
-        # (store/write_groups.py), when the write names its organization.
-        self._pg_writers: PostgresWriters | None = None
+        # Writers that would wait for each other take turns and commit in groups
+        # (store/write_groups.py): on SQLite every writer, on connections of their own so
+        # that a write never waits for a connection that readers hold; on PostgreSQL the
+        # writers of one organization, when the write names it.
+        self._groups: WriteGroups | None = None
+        self._sqlite_writer_engine: Engine | None = None
         if engine.dialect.name == "sqlite":
-            self._sqlite_writers = SQLiteWriters(engine.url)
+            # One connection at a time is in use; the second serves an import
+            # (bulk_write) that runs beside a write in the same process.
+            self._sqlite_writer_engine = _sqlite_engine(engine.url, connections=2)
+            self._groups = sqlite_groups(
+                self._sqlite_writer_engine, lambda: sqlite_busy_timeout_ms() / 1000
+            )
         elif group_commit_enabled():
-            self._pg_writers = PostgresWriters(engine)
+            self._groups = postgres_groups(engine)
 
     @property
     def dialect(self) -> str:
@@ -210,18 +211,15 @@ class Store:
     def write(self, *, org_id: int | None = None) -> Iterator[Connection]:
         """A write transaction: committed when the block ends without an exception. On
         SQLite, writers of this process take turns in arrival order and consecutive ones
-        share one commit, each in a savepoint of its own (see SQLiteWriters). On
-        PostgreSQL, so do the writers that name the one organization whose leads they
-        change (`org_id`, see store/write_groups.py); others get a transaction of their own."""
-        if self._sqlite_writers is None:
-            if org_id is not None and self._pg_writers is not None:
-                with _unavailable_as_503(), self._pg_writers.write(org_id) as conn:
-                    yield conn
-                return
-            with self._transaction(self.engine) as conn:
+        share one commit, each in a savepoint of its own; on PostgreSQL, so do the writers
+        that name the one organization whose leads they change (`org_id`); others get a
+        transaction of their own (store/write_groups.py)."""
+        on_sqlite = self._sqlite_writer_engine is not None
+        if self._groups is not None and (on_sqlite or org_id is not None):
+            with _unavailable_as_503(), self._groups.write(None if on_sqlite else org_id) as conn:
                 yield conn
             return
-        with _unavailable_as_503(), self._sqlite_writers.write() as conn:
+        with self._transaction(self.engine) as conn:
             yield conn
 
     @contextmanager
@@ -244,11 +242,11 @@ class Store:
         It does not queue with other writers: it holds SQLite's write lock for as long as
         the import runs, and writers elsewhere should meet SQLite's busy timeout (a 503)
         rather than wait in a queue behind it."""
-        if self._sqlite_writers is None:
+        if self._sqlite_writer_engine is None:
             transaction = self._transaction(self.engine)
         else:
             transaction = self._transaction(
-                self._sqlite_writers.engine, busy_ms=sqlite_busy_timeout_ms()
+                self._sqlite_writer_engine, busy_ms=sqlite_busy_timeout_ms()
             )
         with transaction as conn:
             if self.dialect != "sqlite":
@@ -263,181 +261,8 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._sqlite_writers is not None:
-            self._sqlite_writers.engine.dispose()
-
-
-class SQLiteWriters:
-    """SQLite's writers of this process: in arrival order, and committed in groups.
-
-    SQLite lets one writer in at a time, and one that finds the lock taken sleeps in its busy
-    handler and polls (1, 2, 5 ... 100 ms apart): under a steady stream of writes a waiting
-    writer keeps missing the moments the lock is free, and the probe saw writes wait up to
-    10 s. And with `synchronous=FULL` every commit waits for the disk (an fsync, 4-12 ms on
-    this machine), which caps one process at a hundred or so writes a second.
-
-    So writers take turns on one connection, handed from one to the next in arrival order.
-    The first opens a transaction (after taking a file lock beside the database that the
-    other processes' writers take too, so that they queue in the kernel instead of polling);
-    each writer runs in a SAVEPOINT of it, so a failing writer undoes only its own changes;
-    and the transaction commits when nobody is waiting, or after GROUP_MAX writers or
-    GROUP_MAX_MS. Every writer of the group returns only after that commit (a write is
-    acknowledged only once it is on disk), so one fsync serves them all: group commit.
-
-    SQLite's busy timeout still bounds every wait: a writer that has not had its turn within
-    it, or whose group could not take SQLite's lock, gets ServiceUnavailable (a 503).
-    """
-
-    GROUP_MAX = 64
-    GROUP_MAX_MS = 50
-
-    def __init__(self, url: sa.URL) -> None:
-        # One connection at a time is in use; the second serves an import (bulk_write) that
-        # runs beside a write in the same process.
-        self.engine = _sqlite_engine(url, connections=2)
-        database = url.database or ""
-        in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
-        self._lock_path = None if in_memory else f"{database}.write-lock"
-        self._guard = threading.Lock()
-        self._waiting: deque[threading.Event] = deque()
-        self._busy = False
-        self._group: _Group | None = None
-
-    @contextmanager
-    def write(self) -> Iterator[Connection]:
-        budget_s = sqlite_busy_timeout_ms() / 1000
-        started = time.monotonic()
-        if not self._enter(budget_s):
-            raise ServiceUnavailable("The database is busy with other writes; retry shortly")
-        try:
-            group = self._group or self._open_group(budget_s - (time.monotonic() - started))
-        except BaseException:
-            self._leave()
-            raise
-        savepoint = group.conn.begin_nested()
-        try:
-            with group.rollups.writer(group.conn):
-                yield group.conn
-            savepoint.commit()  # RELEASE: part of the group's transaction now
-        except BaseException:
-            with suppress(exc.DBAPIError):
-                if savepoint.is_active:
-                    savepoint.rollback()  # this writer's changes only; the group goes on
-            self._hand_over(group)
-            raise
-        group.members += 1
-        self._hand_over(group)
-        group.done.wait()
-        if group.error is not None:
-            raise ServiceUnavailable(
-                "The write could not be committed; retry shortly"
-            ) from group.error
-
-    def _open_group(self, left_s: float) -> _Group:
-        lock = self._file_lock()
-        conn = None
-        try:
-            conn = self.engine.connect().execution_options(leads_write=True)
-            sqlite = conn.connection.driver_connection
-            assert sqlite is not None
-            # What is left of the busy timeout after the queue, for SQLite's own wait.
-            sqlite.execute(f"PRAGMA busy_timeout={max(1, int(left_s * 1000))}")
-            transaction = conn.begin()  # BEGIN IMMEDIATE
-        except BaseException:
-            if conn is not None:
-                conn.close()
-            lock.release()
-            raise
-        self._group = _Group(conn, transaction, lock)
-        return self._group
-
-    def _hand_over(self, group: _Group) -> None:
-        """After a writer's savepoint: pass the connection on to the next writer (who joins
-        the group), or commit the group and let the next writer start a new one."""
-        with self._guard:
-            if self._waiting and not group.full(self.GROUP_MAX, self.GROUP_MAX_MS):
-                self._waiting.popleft().set()
-                return
-        self._group = None
-        try:
-            if group.members:
-                group.rollups.flush(group.conn)
-                group.transaction.commit()
-            else:
-                group.transaction.rollback()
-        except BaseException as error:
-            group.error = error
-        finally:
-            group.conn.close()
-            group.lock.release()
-            group.done.set()
-            self._leave()
-
-    def _enter(self, timeout_s: float) -> bool:
-        with self._guard:
-            if not self._busy:
-                self._busy = True
-                return True
-            mine = threading.Event()
-            self._waiting.append(mine)
-        if mine.wait(max(0.0, timeout_s)):
-            return True
-        with self._guard:
-            if mine in self._waiting:
-                self._waiting.remove(mine)
-                return False
-        return True  # the turn was handed over just as the wait timed out
-
-    def _leave(self) -> None:
-        with self._guard:
-            if self._waiting:
-                self._waiting.popleft().set()  # straight to the next in line: still busy
-            else:
-                self._busy = False
-
-    def _file_lock(self) -> _FileLock:
-        return _FileLock(self._lock_path)
-
-
-class _FileLock:
-    """An exclusive flock on `path` (none for an in-memory database), taken at once.
-
-    Held by one writer group of another process at a time, for one transaction, which
-    SQLite's busy timeout bounds; released by the kernel if that process dies.
-    """
-
-    def __init__(self, path: str | None) -> None:
-        self._fd: int | None = None
-        if path is None:
-            return
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(self._fd)
-            raise
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # releases the lock
-            self._fd = None
-
-
-class _Group:
-    """One transaction shared by consecutive writers, each in its own savepoint."""
-
-    def __init__(self, conn: Connection, transaction: sa.RootTransaction, lock: _FileLock) -> None:
-        self.conn = conn
-        self.transaction = transaction
-        self.lock = lock
-        self.rollups = GroupRollups()
-        self.members = 0
-        self.opened = time.monotonic()
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-    def full(self, most: int, most_ms: int) -> bool:
-        return self.members >= most or (time.monotonic() - self.opened) * 1000 >= most_ms
+        if self._sqlite_writer_engine is not None:
+            self._sqlite_writer_engine.dispose()
 
 
 @contextmanager

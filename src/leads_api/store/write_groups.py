@@ -1,36 +1,47 @@
-"""Group commit on PostgreSQL: the writers of one organization in one process share a
-transaction and one commit, each in a savepoint of its own.
+"""Group commit: writers that would wait for each other anyway take turns on one
+connection, each in a SAVEPOINT of one shared transaction, and commit together.
 
-Every write of an organization's leads locks the organization's row until it commits (its
-change position, store/tenants.py) and then its rollup rows, so writes of one organization
-run one at a time, each holding the lock through its commit's WAL flush. One at a time
-with a flush each caps an organization at a few hundred writes a second however many
-clients there are. So, as SQLite's writers do (`SQLiteWriters` in store/engine.py):
+Writes that meet at one lock run one at a time, each holding the lock through its
+commit's WAL flush (4-12 ms on this machine): one at a time with a flush each caps them at
+a hundred or a few hundred a second however many clients there are. Where they meet:
 
-- writers of one organization take turns on one connection, in arrival order;
-- the first opens a transaction and locks the organization's row at once (`FOR UPDATE`),
-  so a group holds everything it can lock only after the organization's row, like every
-  other writer of it (no deadlock with another process's group, even for two creates
-  with one Idempotency-Key);
+- on SQLite, at the database's one write lock: every writer of the file (a *lane* of
+  its own, `None`). A writer that finds the lock taken would sleep in SQLite's busy
+  handler and poll (1, 2, 5 ... 100 ms apart): under a steady stream of writes it kept
+  missing the moments the lock was free, and the probe saw writes wait up to 10 s;
+- on PostgreSQL, at the organization's row: every write of an organization's leads locks
+  it until commit (its change position, store/tenants.py), then its rollup rows. A lane
+  per organization; writers of different organizations do not wait for each other.
+
+So, per lane, within one process (`WriteGroups`):
+
+- writers take turns in arrival order, handed from one to the next (no polling);
+- the first opens the group's transaction and takes the lane's lock at once (`open_group`:
+  SQLite's `BEGIN IMMEDIATE` after a file lock beside the database that the other
+  processes' groups take too, so they queue in the kernel; PostgreSQL's organization row
+  `FOR UPDATE`, so a group holds everything it can lock only after that row, like every
+  other writer of the organization: no deadlock with another process's group);
 - each writer runs in a SAVEPOINT, so a failing writer undoes only its own changes and
   its error reaches only its own caller;
 - the rollups of the whole group move once, before its commit (`GroupRollups`): each
   writer's moves join the group's only when its savepoint is released;
-- the group commits when no writer of the organization is waiting, or after GROUP_MAX
-  writers or GROUP_MAX_MS, and every writer returns only after that commit: a write is
-  acknowledged only once it is durable.
+- the group commits when nobody of the lane is waiting, or after GROUP_MAX writers or
+  GROUP_MAX_MS, and every writer returns only after that commit: a write is acknowledged
+  only once it is durable, and one flush serves the whole group.
 
-Writers of different organizations use different groups (different connections) and do
-not wait for each other. Each process groups its own writers; processes meet at the
-organization's row lock.
+A writer that has not had its turn and opened its group within the lane's timeout (SQLite's
+busy timeout; 10 s on PostgreSQL, as for a pooled connection) gets ServiceUnavailable (503).
+Processes meet at the lane's lock.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
@@ -42,7 +53,7 @@ from leads_api.errors import ServiceUnavailable
 from leads_api.store.rollups import ROLLUP_SINK_OPTION, RollupChanges, RollupSink
 from leads_api.store.schema import organizations
 
-# How long a writer waits for its turn before it gets a 503 (as long as for a connection).
+# How long a PostgreSQL writer waits for its turn before it gets a 503 (as for a connection).
 TURN_TIMEOUT_S = 10.0
 
 
@@ -74,11 +85,12 @@ class GroupRollups:
 
 
 @dataclass
-class _Group:
-    """One transaction shared by consecutive writers of one organization."""
+class Group:
+    """One transaction shared by consecutive writers of a lane, holding the lane's lock."""
 
     conn: Connection
     transaction: sa.RootTransaction
+    release: Callable[[], None] = lambda: None  # after the connection closed: outer locks
     rollups: GroupRollups = field(default_factory=GroupRollups)
     members: int = 0
     opened: float = field(default_factory=time.monotonic)
@@ -90,33 +102,40 @@ class _Group:
 
 
 @dataclass
-class _Turns:
-    """Whose turn it is among one organization's writers of this process."""
+class _Lane:
+    """Whose turn it is among one lane's writers of this process."""
 
     busy: bool = False
     waiting: deque[threading.Event] = field(default_factory=deque)
-    group: _Group | None = None
+    group: Group | None = None
 
 
-class PostgresWriters:
-    """The writers of this process, grouped by organization (see the module's doc)."""
+# (lane, seconds left of the timeout) -> a new group, its transaction open and its lock held
+GroupOpener = Callable[[Hashable, float], Group]
+
+
+class WriteGroups:
+    """The writers of this process, grouped by lane (see the module's doc)."""
 
     GROUP_MAX = 64
     GROUP_MAX_MS = 50
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, open_group: GroupOpener, timeout_s: Callable[[], float]) -> None:
+        self._open_group = open_group
+        self._timeout_s = timeout_s
         self._guard = threading.Lock()
-        self._turns: dict[int, _Turns] = {}
+        self._lanes: dict[Hashable, _Lane] = {}
         self.commits = 0  # groups committed (one commit each), for tests and diagnostics
 
     @contextmanager
-    def write(self, org_id: int) -> Iterator[Connection]:
-        turns = self._enter(org_id, TURN_TIMEOUT_S)
+    def write(self, lane: Hashable) -> Iterator[Connection]:
+        budget_s = self._timeout_s()
+        started = time.monotonic()
+        turns = self._enter(lane, budget_s)
         try:
-            group = turns.group or self._open_group(turns, org_id)
+            group = turns.group or self._open(lane, turns, budget_s - (time.monotonic() - started))
         except BaseException:
-            self._leave(org_id, turns)
+            self._leave(lane, turns)
             raise
         conn = group.conn
         savepoint = conn.begin_nested()
@@ -128,35 +147,24 @@ class PostgresWriters:
             with suppress(exc.DBAPIError):
                 if savepoint.is_active:
                     savepoint.rollback()  # this writer's changes only; the group goes on
-            self._hand_over(org_id, turns, group)
+            self._hand_over(lane, turns, group)
             raise
         group.members += 1
-        self._hand_over(org_id, turns, group)
+        self._hand_over(lane, turns, group)
         group.done.wait()
         if group.error is not None:
             raise ServiceUnavailable(
                 "The write could not be committed; retry shortly"
             ) from group.error
 
-    def _open_group(self, turns: _Turns, org_id: int) -> _Group:
-        conn = self.engine.connect()
-        try:
-            transaction = conn.begin()
-            conn.execute(
-                sa.select(organizations.c.id)
-                .where(organizations.c.id == org_id)
-                .with_for_update()
-            )
-        except BaseException:
-            conn.close()
-            raise
-        turns.group = _Group(conn, transaction)
+    def _open(self, lane: Hashable, turns: _Lane, left_s: float) -> Group:
+        turns.group = self._open_group(lane, left_s)
         return turns.group
 
-    def _hand_over(self, org_id: int, turns: _Turns, group: _Group) -> None:
+    def _hand_over(self, lane: Hashable, turns: _Lane, group: Group) -> None:
         """After a writer's savepoint: pass the connection on to the next writer of the
-        organization (who joins the group), or commit the group and let the next writer
-        start a new one."""
+        lane (who joins the group), or commit the group and let the next writer start a
+        new one."""
         with self._guard:
             if turns.waiting and not group.full(self.GROUP_MAX, self.GROUP_MAX_MS):
                 turns.waiting.popleft().set()
@@ -176,18 +184,19 @@ class PostgresWriters:
                     group.transaction.rollback()
         finally:
             group.conn.close()
+            group.release()
             group.done.set()
-            self._leave(org_id, turns)
+            self._leave(lane, turns)
 
-    def _enter(self, org_id: int, timeout_s: float) -> _Turns:
+    def _enter(self, lane: Hashable, timeout_s: float) -> _Lane:
         with self._guard:
-            turns = self._turns.setdefault(org_id, _Turns())
+            turns = self._lanes.setdefault(lane, _Lane())
             if not turns.busy:
                 turns.busy = True
                 return turns
             mine = threading.Event()
             turns.waiting.append(mine)
-        if mine.wait(timeout_s):
+        if mine.wait(max(0.0, timeout_s)):
             return turns
         with self._guard:
             if mine in turns.waiting:
@@ -195,10 +204,82 @@ class PostgresWriters:
                 raise ServiceUnavailable("The database is busy with other writes; retry shortly")
         return turns  # the turn was handed over just as the wait timed out
 
-    def _leave(self, org_id: int, turns: _Turns) -> None:
+    def _leave(self, lane: Hashable, turns: _Lane) -> None:
         with self._guard:
             if turns.waiting:
                 turns.waiting.popleft().set()  # straight to the next in line: still busy
             else:
                 turns.busy = False
-                del self._turns[org_id]  # no state kept for organizations that are idle
+                del self._lanes[lane]  # no state kept for lanes that are idle
+
+
+def postgres_groups(engine: Engine) -> WriteGroups:
+    """A lane per organization; a group locks the organization's row first."""
+
+    def open_group(org_id: Hashable, _left_s: float) -> Group:
+        conn = engine.connect()
+        try:
+            transaction = conn.begin()
+            conn.execute(
+                sa.select(organizations.c.id)
+                .where(organizations.c.id == org_id)
+                .with_for_update()
+            )
+        except BaseException:
+            conn.close()
+            raise
+        return Group(conn, transaction)
+
+    return WriteGroups(open_group, lambda: TURN_TIMEOUT_S)
+
+
+def sqlite_groups(engine: Engine, busy_timeout_s: Callable[[], float]) -> WriteGroups:
+    """One lane for the file; a group takes a file lock beside the database (held by one
+    group of any process at a time), then SQLite's write lock. `engine`'s connections
+    begin with BEGIN IMMEDIATE when their `leads_write` option is set."""
+    database = engine.url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    lock_path = None if in_memory else f"{database}.write-lock"
+
+    def open_group(_lane: Hashable, left_s: float) -> Group:
+        lock = _FileLock(lock_path)
+        conn = None
+        try:
+            conn = engine.connect().execution_options(leads_write=True)
+            sqlite = conn.connection.driver_connection
+            assert sqlite is not None
+            # What is left of the busy timeout after the queue, for SQLite's own wait.
+            sqlite.execute(f"PRAGMA busy_timeout={max(1, int(left_s * 1000))}")
+            transaction = conn.begin()  # BEGIN IMMEDIATE
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            lock.release()
+            raise
+        return Group(conn, transaction, release=lock.release)
+
+    return WriteGroups(open_group, busy_timeout_s)
+
+
+class _FileLock:
+    """An exclusive flock on `path` (none for an in-memory database), taken at once.
+
+    Held by one writer group of another process at a time, for one transaction, which
+    SQLite's busy timeout bounds; released by the kernel if that process dies.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._fd: int | None = None
+        if path is None:
+            return
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
