@@ -424,3 +424,29 @@ def test_concurrent_creates_never_pass_the_limit(
         codes = sorted(r.status_code for r in responses)
         assert codes == [201] * 3 + [403] * 5, [r.text for r in responses]
         assert total(client) == 3
+
+
+def settings_reads(statements: list[str]) -> int:
+    return sum("leads_limit" in s and "api_keys" not in s for s in statements)
+
+
+@pytest.mark.parametrize("leads_limit", [None, 5])
+def test_a_create_reads_the_settings_again_only_to_hold_a_limit(
+    make_org: Callable[..., Organization], client_for: ClientFor, leads_limit: int | None
+) -> None:
+    """The key's check already read the organization; a create re-reads its settings only
+    when a monthly limit must be held (each statement of a write runs while the writers
+    behind it wait)."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    with client_for(make_org(leads_limit=leads_limit)) as client:
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+        try:
+            create(client, {"name": "Counted"})
+        finally:
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    assert any("INSERT INTO leads" in s for s in statements)  # the capture saw the write
+    assert settings_reads(statements) == (0 if leads_limit is None else 1)

@@ -34,7 +34,8 @@ async def create_lead_endpoint(request: Request) -> Response:
     def work() -> Answer:
         with store.write(org_id=caller.org.id) as conn:
             return create_lead(
-                conn, org_id=caller.org.id, columns=columns, answer=first, idempotency=idempotency
+                conn, org_id=caller.org.id, columns=columns, answer=first,
+                idempotency=idempotency, known=caller.org,
             )
 
     answer = await run_in_threadpool(work)

@@ -30,6 +30,7 @@ from leads_api.lead import now_ms
 from leads_api.lead_input import LeadChange
 from leads_api.store.rollups import ROLLUP_COLUMNS
 from leads_api.store.schema import idempotency_keys, leads, organizations
+from leads_api.store.tenants import Organization
 from leads_api.store.unit_of_work import lead_writes
 
 DAY_MS = 86_400_000
@@ -63,11 +64,14 @@ def create_lead(
     columns: Mapping[str, Any],
     answer: Answer,
     idempotency: IdempotencyKey | None = None,
+    known: Organization | None = None,
 ) -> Answer:
     """Insert a new API lead (`columns` by column name, with its id) unless `idempotency`
     names a key already used within 24 hours: then its first answer, and nothing is created.
-    `answer` is what this create returns, and what a repeat of its key will return."""
-    leads_limit, attribution_days = _org_settings(conn, org_id=org_id)
+    `answer` is what this create returns, and what a repeat of its key will return.
+    `known` is the organization as read with the caller's key, if it was: its settings then
+    need no read of their own while the write holds the organization (see _org_settings)."""
+    leads_limit, attribution_days = _org_settings(conn, org_id=org_id, known=known)
     now = now_ms()
     if idempotency is not None:
         stored = _claim_key(conn, org_id=org_id, idempotency=idempotency, answer=answer, now=now)
@@ -139,14 +143,29 @@ def month_bounds(ms: int) -> tuple[int, int]:
 # --- create ---------------------------------------------------------------------------------
 
 
-def _org_settings(conn: Connection, *, org_id: int) -> tuple[int | None, int]:
-    """(leadsLimit, attributionDays); a limited organization's row stays locked until commit."""
+def _org_settings(
+    conn: Connection, *, org_id: int, known: Organization | None = None
+) -> tuple[int | None, int]:
+    """(leadsLimit, attributionDays); a limited organization's row stays locked until commit.
+
+    An organization without a limit, `known` from the key's check a moment before, needs no
+    read here: a create's statements run while it holds the organization's turn to write,
+    and each one there was measured to cost several of its own (the writers behind it
+    wait). A limit set in that moment applies from the next create on."""
+    known = known if known is not None and known.id == org_id else None
+    if known is not None and known.leads_limit is None:
+        return None, known.attribution_days
     statement = sa.select(organizations.c.leads_limit, organizations.c.attribution_days).where(
         organizations.c.id == org_id
     )
+    hold = conn.dialect.name == "postgresql"  # SQLite's BEGIN IMMEDIATE already holds it
+    if known is None:  # unknown: read it first, and hold it only when it has a limit
+        leads_limit, days = conn.execute(statement).one()
+        if leads_limit is None or not hold:
+            return leads_limit, days
+    if hold:
+        statement = statement.with_for_update()
     leads_limit, days = conn.execute(statement).one()
-    if leads_limit is not None and conn.dialect.name == "postgresql":
-        leads_limit, days = conn.execute(statement.with_for_update()).one()
     return leads_limit, days
 
 
