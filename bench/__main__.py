@@ -528,11 +528,15 @@ def run_soak(args: argparse.Namespace) -> int:
         result.update(soak.soak(
             server, key, duration=args.duration, warmup=args.warmup,
             connections=args.connections, seed=args.seed, rss_every=args.rss_every, say=say,
+            log=log,
         ))
     measured = result["soak"]
     say(f"soak: {measured['req_s']} req/s, p50 {measured['p50_ms']} ms, p99 "
         f"{measured['p99_ms']} ms, max {measured['max_ms']} ms, errors {measured['errors']}; "
         f"RSS {result['rss']['after_warmup_mb']} -> {result['rss']['at_end_mb']} MB")
+    for route, times in result.get("by_route", {}).items():
+        say(f"  {route}: {times['requests']} answers, server p50 {times['p50_ms']} ms, "
+            f"p99 {times['p99_ms']} ms, max {times['max_ms']} ms")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     say(f"wrote {args.out}")

@@ -5,7 +5,7 @@ as `bench run` does), then points wrk at the largest organization with `--connec
 connections for `--duration` seconds after `--warmup` seconds of the same load. Each
 request is drawn at random in wrk's Lua, in the mix of issue 11:
 
-    45 % list reads       the eight list queries of bench/queries.py, in turn at random
+    45 % list reads       the list queries of bench/queries.py (Q1-Q9), in turn at random
     15 % one-lead reads   GET /api/leads/{id} of 2,000 of the organization's leads
     20 % creates          POST /api/leads, a new lead each time
     10 % updates          PATCH /api/leads by id: a new value and note
@@ -177,7 +177,7 @@ def run_mix(base: str, key: str, ids: list[str], *, duration: int, connections: 
 
 
 def soak(server: http.Server, key: str, *, duration: int, warmup: int, connections: int,
-         seed: int, rss_every: float, say: Any) -> dict[str, Any]:
+         seed: int, rss_every: float, say: Any, log: Path | None = None) -> dict[str, Any]:
     ids = lead_ids(server.base, key)
     result: dict[str, Any] = {"one_lead_ids": len(ids)}
     with RssSampler(server.process.pid, rss_every) as rss:
@@ -190,11 +190,42 @@ def soak(server: http.Server, key: str, *, duration: int, warmup: int, connectio
         else:
             warm_end = 0.0
         say(f"soak: {duration} s of the mix on {connections} connections")
+        log_from = log.stat().st_size if log is not None else 0
         result["soak"] = run_mix(server.base, key, ids, duration=duration,
                                  connections=connections, seed=seed + 1)
+        if log is not None:
+            result["by_route"] = by_route(log, log_from)
     result["rss"] = _rss_summary(rss.samples, warm_end)
     result["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
+
+
+def by_route(log: Path, start: int) -> dict[str, dict[str, Any]]:
+    """The server's own time per answer, by method and route, from the access log lines
+    written from byte `start` on (the measured run): which kind of request the tail is."""
+    times: dict[str, list[float]] = {}
+    with log.open("rb") as lines:
+        lines.seek(start)
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict) or entry.get("event") != "request":
+                continue
+            path = str(entry.get("path", ""))
+            if path.startswith("/api/leads/") and path != "/api/leads/changes":
+                path = "/api/leads/{id}"
+            times.setdefault(f"{entry.get('method')} {path}", []).append(entry["durationMs"])
+    summary = {}
+    for route, durations in sorted(times.items(), key=lambda item: -len(item[1])):
+        durations.sort()
+        n = len(durations)
+        summary[route] = {"requests": n, **{
+            f"{name}_ms": round(durations[min(n - 1, int(n * q))], 1)
+            for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+        }, "max_ms": round(durations[-1], 1)}
+    return summary
 
 
 def _rss_summary(samples: list[dict[str, Any]], warm_end: float) -> dict[str, Any]:
