@@ -32,6 +32,7 @@ from leads_api.store.schema import SQLITE_SEARCH_INDEX_TABLES, metadata
 NOT_ABOUT_LEADS = {
     "leads_api.store.tenants": "organizations and API keys; scoped by the key itself",
     "leads_api.store.engine": "connections and transactions",
+    "leads_api.store.driver": "the driver connection under a connection; runs no SQL itself",
     "leads_api.store.migrate": "schema upgrades, over whole databases",
     "leads_api.store.schema": "table declarations",
     "leads_api.store.delivery_queue": "webhook messages across organizations, each bound to "
