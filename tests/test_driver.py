@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from leads_api.errors import ServiceUnavailable
 from leads_api.store import Store
 from leads_api.store.driver import psycopg_connection
 from leads_api.store.engine import create_engine
@@ -54,3 +55,26 @@ def test_pipelined_statements_are_in_the_open_transaction(pg_store: Store) -> No
             assert cur.fetchone() == (before,)
         assert conn.execute(sa.text("SELECT sum(k) FROM probe")).scalar_one() == 3
         assert conn.execute(xact).scalar_one() == before
+
+
+def test_a_connection_lost_in_a_pipeline_is_not_handed_out_again(pg_store: Store) -> None:
+    """A server that drops the connection mid-pipeline: the write ends in a 503 whose cause
+    is marked as a lost connection (SQLAlchemy sees the loss when the transaction rolls back
+    on it), and the pool discards that connection instead of giving the next write a dead
+    one."""
+    with pg_store.engine.connect() as killer:
+        killer.execution_options(isolation_level="AUTOCOMMIT")
+        with pytest.raises(ServiceUnavailable) as raised, pg_store.write() as conn:
+            backend = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            killer.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            with (
+                psycopg_connection(conn, what="probe") as raw,
+                raw.cursor() as cursor,
+                raw.pipeline(),
+            ):
+                cursor.execute("SELECT 1")
+    lost = raised.value.__cause__
+    assert isinstance(lost, OperationalError)
+    assert lost.connection_invalidated
+    with pg_store.write() as conn:  # the pool's next connection is a live one
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
