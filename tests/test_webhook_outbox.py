@@ -4,6 +4,10 @@ an organization without subscriptions writes nothing at all."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 import orjson
@@ -16,6 +20,7 @@ from conftest import lead_row
 from leads_api.store import Store
 from leads_api.store.tenants import Organization
 from leads_api.store.unit_of_work import insert_leads
+from leads_api.store.webhooks import create_webhook
 from server import free_port
 from webhook_receiver import Receiver
 from webhook_support import create_lead, outbox_rows, patch_lead, stored_changes, subscribe
@@ -125,3 +130,41 @@ def test_an_import_fans_out_every_insert_and_update(
     created = [m for m in messages if m[1] not in existing]
     assert {t for t, _ in created} == {"lead.created"}
     assert len({lead for _, lead in created}) == len(created) == 250
+
+
+def test_a_new_subscription_waits_for_the_writes_in_progress_and_sees_every_later_one(
+    store: Store, make_org: Callable[..., Organization]
+) -> None:
+    """A group of writers reads the subscriptions once, when it opens (store/tenants.py,
+    HeldPosition): a subscription made meanwhile must wait for that group's commit, or the
+    writes acknowledged after it could go without their messages."""
+    org = make_org()
+    writing, release = threading.Event(), threading.Event()
+    before, after = lead_row(name="Before"), lead_row(name="After")
+
+    def write_in_progress() -> None:
+        with store.write(org_id=org.id) as conn:
+            insert_leads(conn, org_id=org.id, rows=[before])
+            writing.set()
+            release.wait(10)
+
+    def subscribe_now() -> str:
+        with store.write() as conn:
+            hook, _ = create_webhook(
+                conn, org_id=org.id, url="http://127.0.0.1:9/hook",
+                events=["lead.created"], description=None,
+            )
+        return hook.id
+
+    with ThreadPoolExecutor(2) as pool:
+        writer = pool.submit(write_in_progress)
+        assert writing.wait(10)
+        subscription = pool.submit(subscribe_now)
+        with pytest.raises(FutureTimeout):
+            subscription.result(timeout=0.5)  # it waits for the write in progress
+        release.set()
+        writer.result(timeout=10)
+        hook_id = subscription.result(timeout=10)
+    with store.write(org_id=org.id) as conn:
+        insert_leads(conn, org_id=org.id, rows=[after])
+    assert outbox_rows(store, hook_id) == [("lead.created", after["id"])]

@@ -74,11 +74,16 @@ def test_grouped_writers_keep_every_acknowledged_write_and_only_those(
         version = conn.execute(
             sa.select(organizations.c.data_version).where(organizations.c.id == org.id)
         ).scalar_one()
-        positions = sorted(
-            conn.execute(sa.select(leads.c.change_seq).where(leads.c.org_id == org.id)).scalars()
-        )
-    # One position per acknowledged write, none left by a refused one: 1..version, no gaps.
-    assert positions == list(range(version - len(positions) + 1, version + 1))
+        places = [
+            tuple(row)
+            for row in conn.execute(
+                sa.select(leads.c.change_seq, leads.c.change_ord).where(leads.c.org_id == org.id)
+            )
+        ]
+    # Every position taken by a committed write (on PostgreSQL, one per group), none left by
+    # a refused one: 1..version, no gaps; and every lead its own place in the feed's order.
+    assert sorted({seq for seq, _ in places}) == list(range(1, version + 1))
+    assert len(set(places)) == len(places) == len(acknowledged) + 1
 
 
 def test_writers_of_two_organizations_each_keep_their_own(
@@ -135,3 +140,14 @@ def test_postgres_writers_of_one_organization_share_commits(
             future.result(timeout=30)
     assert len(stored_ids(store, org.id)) == 9
     assert writers.commits - commits_before == 1  # nine writes, one commit
+    with store.read() as conn:
+        places = conn.execute(
+            sa.select(leads.c.name, leads.c.change_seq, leads.c.change_ord)
+            .where(leads.c.org_id == org.id)
+            .order_by(leads.c.change_ord)
+        ).all()
+    # One position for the group, taken when it opened; ordinals across its members in the
+    # order they wrote.
+    assert {seq for _, seq, _ in places} == {1}
+    assert [ordinal for _, _, ordinal in places] == list(range(9))
+    assert places[0].name == "First"

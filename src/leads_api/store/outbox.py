@@ -3,7 +3,8 @@ transaction, so an acknowledged write always has its events and a rolled-back on
 
 `record_events` runs as a write listener of the unit of work (registered below, when the
 store package is imported), once per unit of work, before its commit.
-For an organization without enabled subscriptions it costs one indexed query. Otherwise
+For an organization without enabled subscriptions it costs one indexed query, or none in a
+PostgreSQL writer group (which read them with its change position, store/tenants.py). Otherwise
 each changed lead's object is stored once (`webhook_events`, as GET returns it after the
 change) and fanned out to the subscriptions' messages (`webhook_outbox`) with one
 INSERT ... SELECT per event type, however many leads changed.
@@ -23,6 +24,7 @@ from leads_api.lead import now_ms, object_builder
 from leads_api.store.driver import psycopg_connection
 from leads_api.store.schema import leads, organizations, webhook_events, webhook_outbox, webhooks
 from leads_api.store.sql import columns_for
+from leads_api.store.tenants import held_position
 from leads_api.store.unit_of_work import COPY_FROM_ROWS, LeadEvent, add_write_listener
 from leads_api.webhook_input import EVENT_TYPES, POSITION_STRIDE, EventType
 
@@ -34,18 +36,22 @@ def record_events(conn: Connection, *, org_id: int, events: Sequence[LeadEvent])
     caller's transaction; returns how many changes were stored."""
     if not events:
         return 0
-    subscribed = conn.execute(
-        sa.select(webhooks.c.events).where(
-            webhooks.c.org_id == org_id, webhooks.c.enabled.is_(True)
-        )
-    ).scalars().all()
+    held = held_position(conn, org_id=org_id)
+    if held is not None:  # read with the group's position, and holding its lock
+        subscribed: Sequence[str] = held.subscriptions
+    else:
+        subscribed = conn.execute(
+            sa.select(webhooks.c.events).where(
+                webhooks.c.org_id == org_id, webhooks.c.enabled.is_(True)
+            )
+        ).scalars().all()
     if not subscribed:
         return 0
     types = [t for t in EVENT_TYPES if any(f",{t.name}," in s for s in subscribed)]
     wanted = [e for e in events if any(_reports(t, e) for t in types)]
     if not wanted:
         return 0
-    if conn.dialect.name == "postgresql":
+    if held is None and conn.dialect.name == "postgresql":
         # The fan-out below selects this write's changes by their seq, so no other write
         # of the organization may add changes meanwhile. The unit of work already
         # holds this lock (its change position); taking it again costs nothing and keeps

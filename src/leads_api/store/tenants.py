@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from leads_api.errors import UsageError
 from leads_api.lead import base62, now_ms
-from leads_api.store.schema import api_keys, organizations
+from leads_api.store.schema import api_keys, organizations, webhooks
 
 KEY_PREFIX = "lak_"
 KEY_SECRET_LENGTH = 40  # base62 characters: ~238 random bits
@@ -216,6 +218,60 @@ def take_change_position(conn: Connection, *, org_id: int) -> int:
             .values(data_version=organizations.c.data_version + 1)
             .returning(organizations.c.data_version)
         ).scalar_one()
+    )
+
+
+# A group of writers of one organization on PostgreSQL (store/write_groups.py) takes one
+# position for all its members when it opens, instead of one round trip per writer while
+# the others wait their turn: the group commits all its members' rows at once, so the
+# position is still seen with all its leads or not at all. Its members' rows share it and
+# take their ordinals from one counter, in the order they are written; a member that fails
+# leaves a gap among the ordinals, never among the positions.
+HELD_POSITION_OPTION = "leads_held_position"
+
+
+@dataclass
+class HeldPosition:
+    """An organization's change position held by a group's transaction, with what the
+    group's writes need to know of the organization at that moment."""
+
+    org_id: int
+    position: int
+    # The `events` of its enabled webhook subscriptions (store/outbox.py). A change of
+    # subscriptions holds the organization's row (`hold_organization`), so none can commit
+    # while a group holding its position is open.
+    subscriptions: tuple[str, ...]
+    ordinals: Iterator[int] = field(default_factory=itertools.count)
+
+
+def hold_position(conn: Connection, *, org_id: int) -> HeldPosition:
+    """`take_change_position` for a group of writers, with the organization's enabled
+    subscriptions read in the same statement; the organization's row stays locked."""
+    subscribed = (
+        sa.select(sa.func.array_agg(webhooks.c.events))
+        .where(webhooks.c.org_id == organizations.c.id, webhooks.c.enabled.is_(True))
+        .scalar_subquery()
+    )
+    row = conn.execute(
+        organizations.update()
+        .where(organizations.c.id == org_id)
+        .values(data_version=organizations.c.data_version + 1)
+        .returning(organizations.c.data_version, subscribed)
+    ).one()
+    return HeldPosition(org_id, int(row[0]), tuple(row[1] or ()))
+
+
+def held_position(conn: Connection, *, org_id: int) -> HeldPosition | None:
+    """The position `conn`'s transaction holds for `org_id`'s writes, if it holds one."""
+    held: HeldPosition | None = conn.get_execution_options().get(HELD_POSITION_OPTION)
+    return held if held is not None and held.org_id == org_id else None
+
+
+def hold_organization(conn: Connection, *, org_id: int) -> None:
+    """Lock the organization's row until this transaction ends (PostgreSQL; SQLite's
+    writers already take turns): waits for a group holding its position to commit."""
+    conn.execute(
+        sa.select(organizations.c.id).where(organizations.c.id == org_id).with_for_update()
     )
 
 

@@ -5,10 +5,13 @@ the unit of work makes the derived state follow, in the write's own transaction:
 
 1. before any lead row is touched, it takes the organization's next change position
    (`tenants.take_change_position`: the data version moves, and the organization's row
-   stays locked until commit, so writers of one organization follow each other);
+   stays locked until commit, so writers of one organization follow each other), unless
+   its transaction is a PostgreSQL writer group's that took one for all its members when
+   it opened (`tenants.hold_position`);
 2. every lead it writes is stamped with that position (`change_seq`) and its ordinal
-   among the rows of this unit of work, in the order they are written (`change_ord`, from
-   0): the change feed's order, which so follows the order the rows went into the table;
+   among the rows of the position, in the order they are written (`change_ord`, from 0,
+   counted across a group's members): the change feed's order, which so follows the order
+   the rows went into the table;
    and it gets its derived search and ordering columns (SQLite's FTS5 search index
    follows `search_text` by triggers, migration 0010);
 3. at the end (`flush`, done by `lead_writes` on leaving the block) every rollup moves by
@@ -20,6 +23,7 @@ Nothing outside this module moves rollups, versions or positions.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +38,7 @@ from leads_api.lead import with_derived_columns
 from leads_api.store.driver import psycopg_connection
 from leads_api.store.rollups import ROLLUP_COLUMNS, RollupChanges
 from leads_api.store.schema import CHANGE_ORD_COLUMN, CHANGE_SEQ_COLUMN, leads
-from leads_api.store.tenants import take_change_position
+from leads_api.store.tenants import held_position, take_change_position
 
 Row = Mapping[str, Any]
 
@@ -82,8 +86,10 @@ class LeadWrites:
     def __init__(self, conn: Connection, *, org_id: int) -> None:
         self.conn = conn
         self.org_id = org_id
-        self._position: int | None = None
-        self._ordinal = 0  # the next row's change_ord
+        held = held_position(conn, org_id=org_id)  # a group's, shared by its members
+        self._position: int | None = None if held is None else held.position
+        self._ordinals = itertools.count() if held is None else held.ordinals  # change_ord
+        self._wrote = False
         self._rollups = RollupChanges()
         self._events: list[LeadEvent] = []
 
@@ -177,7 +183,7 @@ class LeadWrites:
 
     def flush(self) -> None:
         """Move the rollups and tell the listeners; called once, before commit."""
-        if self._position is None:
+        if not self._wrote:
             return  # nothing was written
         self._rollups.flush(self.conn, org_id=self.org_id)
         events, self._events = self._events, []
@@ -185,9 +191,8 @@ class LeadWrites:
             listener(self.conn, self.org_id, events)
 
     def _next_ordinal(self) -> int:
-        ordinal = self._ordinal
-        self._ordinal += 1
-        return ordinal
+        self._wrote = True
+        return next(self._ordinals)
 
     def _complete(self, row: Row) -> dict[str, Any]:
         full = dict.fromkeys(_LEAD_COLUMNS)

@@ -16,6 +16,7 @@ from leads_api.errors import Forbidden, NotFound
 from leads_api.lead import base62, now_ms
 from leads_api.signatures import new_secret
 from leads_api.store.schema import webhook_deliveries, webhooks
+from leads_api.store.tenants import hold_organization
 
 WEBHOOK_ID_PREFIX = "wh_"
 MAX_WEBHOOKS_PER_ORG = 100
@@ -92,6 +93,9 @@ def create_webhook(
     description: str | None,
 ) -> tuple[Webhook, str]:
     """A new enabled subscription and its secret (shown once)."""
+    # Before anything else: the writes acknowledged after this one must record its events
+    # (see tenants.HeldPosition), and two creates must not both pass the count below.
+    hold_organization(conn, org_id=org_id)
     count = conn.execute(
         sa.select(sa.func.count()).select_from(webhooks).where(webhooks.c.org_id == org_id)
     ).scalar_one()
@@ -154,6 +158,8 @@ def update_webhook(
     if changes.get("enabled") is True:
         values["failing"] = False
     if values:
+        if "events" in values or "enabled" in values:
+            hold_organization(conn, org_id=org_id)  # as in create_webhook
         values["updated_at"] = now_ms()
         updated = conn.execute(
             webhooks.update()
