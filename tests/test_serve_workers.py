@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from leads_api.server.memory import limit_malloc_arenas
 from server import Server, leads_api_command, running_server
 
 pytestmark = pytest.mark.server
@@ -100,3 +101,36 @@ def test_a_port_in_use_is_a_clear_error(sqlite_url: str) -> None:
         )
     assert done.returncode == 1
     assert f"Cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def environment_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(entry.split("=", 1) for entry in raw.decode().split("\0") if "=" in entry)
+
+
+def test_the_workers_start_with_few_malloc_arenas(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """server/memory.py: glibc reads MALLOC_ARENA_MAX as a process starts, so the cap
+    reaches the workers through the environment they start with; one set by the operator
+    is kept."""
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    for given, expected in ((None, "2"), ("4", "4")):
+        env = {} if given is None else {"MALLOC_ARENA_MAX": given}
+        (tmp_path / expected).mkdir()
+        with running_server(sqlite_url, tmp_path / expected, workers=2, env=env) as server:
+            assert server.process is not None
+            parent = server.process.pid
+            wait_for(lambda parent=parent: len(workers_of(parent)) == 2, "two workers")
+            for worker in workers_of(parent):
+                assert environment_of(worker).get("MALLOC_ARENA_MAX") == expected
+
+
+def test_serving_in_process_caps_its_own_arenas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_malloc_arenas() == 2
+    assert os.environ["MALLOC_ARENA_MAX"] == "2"  # for the workers it starts
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "3")
+    assert limit_malloc_arenas() == 3
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "many")
+    assert limit_malloc_arenas() is None  # glibc's own reading of it stands
