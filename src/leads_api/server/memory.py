@@ -8,9 +8,12 @@ the next allocation does not look in: in the five-minute soak (bench/RESULTS.md 
 the SQLite server's RSS grew 298 -> 340 MB after the warm-up, and with two arenas 288 ->
 301 MB, flat for the last three minutes, at the same throughput and latency.
 
-So `leads-api serve` caps the arenas at MALLOC_ARENA_MAX (2 unless the environment says
-otherwise): for its own process with mallopt (it may serve in process), and for the worker
-processes it starts through the environment they inherit, which glibc reads as they start.
+So `leads-api serve` over SQLite caps the arenas at MALLOC_ARENA_MAX (2 unless the
+environment says otherwise): for its own process with mallopt (it may serve in process),
+and for the worker processes it starts through the environment they inherit, which glibc
+reads as they start. Over PostgreSQL it leaves glibc's default: the server's memory held
+flat without the cap (266 -> 271 MB), and with it the soak ran slower in both of two runs
+(p99 199 and 257 ms against 146-181 ms in three runs without; why was not measured).
 """
 
 from __future__ import annotations
