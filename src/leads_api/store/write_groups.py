@@ -24,9 +24,10 @@ So, per lane, within one process (`WriteGroups`):
   organization's change position there, one for all its members, with the subscriptions
   their webhook messages need: two round trips a writer fewer while the others wait);
 - each writer runs in a SAVEPOINT, so a failing writer undoes only its own changes and
-  its error reaches only its own caller;
+  its error reaches only its own caller (`Group.savepoint`: never released, a round trip
+  saved per writer);
 - the rollups of the whole group move once, before its commit (`GroupRollups`): each
-  writer's moves join the group's only when its savepoint is released;
+  writer's moves join the group's only when the writer ends without an error;
 - the group commits when nobody of the lane is waiting, or after GROUP_MAX writers or
   GROUP_MAX_MS, and every writer returns only after that commit: a write is acknowledged
   only once it is durable, and one flush serves the whole group.
@@ -61,7 +62,7 @@ TURN_TIMEOUT_S = 10.0
 
 class GroupRollups:
     """The rollup moves of a group's writers: each writer's own while it runs, joined to the
-    group's when its savepoint is released, all written once before the group commits."""
+    group's when the writer ends without an error, all written once before the group commits."""
 
     def __init__(self) -> None:
         self.group: RollupSink = {}
@@ -95,9 +96,22 @@ class Group:
     release: Callable[[], None] = lambda: None  # after the connection closed: outer locks
     rollups: GroupRollups = field(default_factory=GroupRollups)
     members: int = 0
+    savepoints: int = 0
     opened: float = field(default_factory=time.monotonic)
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+
+    def savepoint(self) -> str:
+        """Open the next writer's savepoint; its name.
+
+        Never released: a RELEASE would cost the writer one more round trip while the
+        others wait for their turn, and the commit keeps every savepoint's changes anyway.
+        A failing writer rolls back to its own, which undoes what it did and nothing of
+        the writers before it (their savepoints are older)."""
+        self.savepoints += 1
+        name = f"writer_{self.savepoints}"
+        self.conn.exec_driver_sql(f"SAVEPOINT {name}")
+        return name
 
     def full(self, most: int, most_ms: int) -> bool:
         return self.members >= most or (time.monotonic() - self.opened) * 1000 >= most_ms
@@ -140,15 +154,14 @@ class WriteGroups:
             self._leave(lane, turns)
             raise
         conn = group.conn
-        savepoint = conn.begin_nested()
+        savepoint = group.savepoint()
         try:
             with group.rollups.writer(conn):
                 yield conn
-            savepoint.commit()  # RELEASE: part of the group's transaction now
         except BaseException:
             with suppress(exc.DBAPIError):
-                if savepoint.is_active:
-                    savepoint.rollback()  # this writer's changes only; the group goes on
+                # This writer's changes only; the group goes on.
+                conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {savepoint}")
             self._hand_over(lane, turns, group)
             raise
         group.members += 1
