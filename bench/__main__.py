@@ -28,6 +28,8 @@ from leads_api.api.ceiling import CEILING_PATH
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/leads_bench"
 SOAK_PG_URL = "postgresql://postgres@127.0.0.1:5432/leads_bench_soak"
+WRITES_PG_URL = "postgresql://postgres@127.0.0.1:5432/leads_bench_writes"
+FRESH_RATE = 3000  # requests a second each fresh-question list (and the PATCHed leads) allow for
 QUICK_ROWS, QUICK_DURATION = 20_000, 3
 
 
@@ -498,6 +500,46 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _load_fresh(target: load.Target, data: Dataset, cli: str, env: dict[str, str]
+                ) -> dict[str, Any]:
+    """The dataset imported into an emptied database, through the CLI; the import's figures."""
+    say(f"loading {data.rows:,} leads into a fresh {target.backend} database")
+    load.reset(target)
+    load.cli([cli, "migrate"], env)
+    load.create_orgs(cli, env, data)
+    imported = load.import_all(cli, env, data)
+    load.analyze(target)
+    return imported
+
+
+def run_writes(args: argparse.Namespace) -> int:
+    """The write path alone (creates and PATCHes over HTTP, without and with a webhook
+    subscription, bench/writes.py) on a fresh load of --rows: quicker than a whole run, so
+    two commits can be measured alternately in one session."""
+    if shutil.which("wrk") is None:
+        say("missing wrk: apt-get install -y wrk")
+        return 2
+    cli = str(Path(sys.executable).with_name("leads-api"))
+    target = _target(args.backend, args.workdir, args.pg_url)
+    env = {**os.environ, "LEADS_DATABASE_URL": target.url}
+    data = dataset(args.workdir / "data", args.rows, args.seed)
+    result: dict[str, Any] = {
+        "label": args.label, "backend": args.backend, "code": machine.code(),
+        "machine": machine.facts(None if target.is_sqlite else target.pg_admin_conninfo),
+        "params": {"rows": args.rows, "seed": args.seed, "duration_s": args.duration,
+                   "workers": args.workers, "connections": args.connections},
+        "import": _load_fresh(target, data, cli, env),
+    }
+    keys = {o.name: load.new_key(cli, env, o.name) for o in (data.largest, data.smallest)}
+    result["writes"] = _writes(args, target, data, cli, env, keys)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    say(f"wrote {args.out}")
+    checks = [r["check"]["ok"] for runs in result["writes"].values() if isinstance(runs, dict)
+              for r in runs.values()]
+    return 0 if all(checks) else 1
+
+
 def run_soak(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
         say("missing wrk: apt-get install -y wrk")
@@ -514,12 +556,7 @@ def run_soak(args: argparse.Namespace) -> int:
                    "workers": args.workers, "connections": args.connections},
     }
     if not args.skip_load:
-        say(f"loading {args.rows:,} leads into a fresh {target.backend} database")
-        load.reset(target)
-        load.cli([cli, "migrate"], env)
-        load.create_orgs(cli, env, data)
-        result["import"] = load.import_all(cli, env, data)
-        load.analyze(target)
+        result["import"] = _load_fresh(target, data, cli, env)
     key = load.new_key(cli, env, data.largest.name)
     log = args.workdir / f"soak-{target.backend}.log"
     say(f"serving with {args.workers} workers (log {log})")
@@ -578,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="leave out the change feed, deep cursor and 304 measurements")
     run_p.add_argument("--skip-writes", action="store_true",
                        help="leave out the creates and PATCHes over HTTP")
-    run_p.add_argument("--fresh-rate", type=int, default=3000,
+    run_p.add_argument("--fresh-rate", type=int, default=FRESH_RATE,
                        help="req/s each fresh list is long enough for without repeating a "
                        "URL (default 3000; faster runs repeat, and say how often)")
     run_p.add_argument("--fresh-checks", type=int, default=20,
@@ -610,6 +647,20 @@ def main(argv: list[str] | None = None) -> int:
     soak_p.add_argument("--pg-url", default=os.environ.get("BENCH_SOAK_PG_URL", SOAK_PG_URL))
     soak_p.add_argument("--skip-load", action="store_true",
                         help="soak the database as the last soak left it")
+    writes_p = commands.add_parser("writes", help="creates and PATCHes over HTTP on one backend")
+    writes_p.add_argument("--backend", choices=("sqlite", "postgres"), required=True)
+    writes_p.add_argument("--rows", type=int, default=100_000,
+                          help="leads loaded first (100,000; the largest organization gets 60 %%)")
+    writes_p.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
+    writes_p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    writes_p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                          help="leads-api serve --workers (default: the CPU count)")
+    writes_p.add_argument("--seed", type=int, default=1)
+    writes_p.add_argument("--label", default="Writes")
+    writes_p.add_argument("--out", type=Path, help="result JSON (default "
+                          "bench/results/writes/BACKEND.json)")
+    writes_p.add_argument("--workdir", type=Path, default=Path("/tmp/leads-bench-writes"))
+    writes_p.add_argument("--pg-url", default=os.environ.get("BENCH_WRITES_PG_URL", WRITES_PG_URL))
     protocol_p = commands.add_parser("protocol", help="what the HTTP limits cost (uvicorn)")
     protocol_p.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
     protocol_p.add_argument("--rounds", type=int, default=2, help="rounds of both (2)")
@@ -626,6 +677,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(measured, indent=2) + "\n")
         say(f"wrote {args.out}: {measured['summary']}")
         return 0
+    if args.command == "writes":
+        args.out = args.out or Path("bench/results/writes") / f"{args.backend}.json"
+        args.fresh_rate = FRESH_RATE  # how many of the largest organization's leads to PATCH
+        return run_writes(args)
     if args.command == "soak":
         args.out = args.out or Path("bench/results/soak") / f"{args.backend}.json"
         return run_soak(args)
