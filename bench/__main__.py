@@ -512,24 +512,44 @@ def _load_fresh(target: load.Target, data: Dataset, cli: str, env: dict[str, str
     return imported
 
 
-def run_writes(args: argparse.Namespace) -> int:
-    """The write path alone (creates and PATCHes over HTTP, without and with a webhook
-    subscription, bench/writes.py) on a fresh load of --rows: quicker than a whole run, so
-    two commits can be measured alternately in one session."""
+@dataclass
+class _OneBackend:
+    """What the one-backend commands (writes, soak) start from."""
+
+    cli: str
+    target: load.Target
+    env: dict[str, str]
+    data: Dataset
+    result: dict[str, Any]  # the result's head: what ran, where, with which parameters
+
+
+def _one_backend(args: argparse.Namespace, **params: Any) -> _OneBackend | None:
+    """wrk on the path, the backend's target and the dataset; None (said why) without wrk."""
     if shutil.which("wrk") is None:
         say("missing wrk: apt-get install -y wrk")
-        return 2
+        return None
     cli = str(Path(sys.executable).with_name("leads-api"))
     target = _target(args.backend, args.workdir, args.pg_url)
-    env = {**os.environ, "LEADS_DATABASE_URL": target.url}
     data = dataset(args.workdir / "data", args.rows, args.seed)
     result: dict[str, Any] = {
         "label": args.label, "backend": args.backend, "code": machine.code(),
         "machine": machine.facts(None if target.is_sqlite else target.pg_admin_conninfo),
         "params": {"rows": args.rows, "seed": args.seed, "duration_s": args.duration,
-                   "workers": args.workers, "connections": args.connections},
-        "import": _load_fresh(target, data, cli, env),
+                   "workers": args.workers, "connections": args.connections, **params},
     }
+    env = {**os.environ, "LEADS_DATABASE_URL": target.url}
+    return _OneBackend(cli, target, env, data, result)
+
+
+def run_writes(args: argparse.Namespace) -> int:
+    """The write path alone (creates and PATCHes over HTTP, without and with a webhook
+    subscription, bench/writes.py) on a fresh load of --rows: quicker than a whole run, so
+    two commits can be measured alternately in one session."""
+    run = _one_backend(args)
+    if run is None:
+        return 2
+    cli, target, env, data, result = run.cli, run.target, run.env, run.data, run.result
+    result["import"] = _load_fresh(target, data, cli, env)
     keys = {o.name: load.new_key(cli, env, o.name) for o in (data.largest, data.smallest)}
     result["writes"] = _writes(args, target, data, cli, env, keys)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -541,20 +561,11 @@ def run_writes(args: argparse.Namespace) -> int:
 
 
 def run_soak(args: argparse.Namespace) -> int:
-    if shutil.which("wrk") is None:
-        say("missing wrk: apt-get install -y wrk")
+    run = _one_backend(args)
+    if run is None:
         return 2
-    cli = str(Path(sys.executable).with_name("leads-api"))
-    target = _target(args.backend, args.workdir, args.pg_url)
-    env = {**os.environ, "LEADS_DATABASE_URL": target.url}
-    data = dataset(args.workdir / "data", args.rows, args.seed)
-    result: dict[str, Any] = {
-        "label": args.label, "backend": args.backend, "code": machine.code(),
-        "machine": machine.facts(None if target.is_sqlite else target.pg_admin_conninfo),
-        "params": {"rows": args.rows, "org_leads": data.largest.leads, "seed": args.seed,
-                   "duration_s": args.duration, "warmup_s": args.warmup,
-                   "workers": args.workers, "connections": args.connections},
-    }
+    cli, target, env, data, result = run.cli, run.target, run.env, run.data, run.result
+    result["params"].update(org_leads=data.largest.leads, warmup_s=args.warmup)
     if not args.skip_load:
         result["import"] = _load_fresh(target, data, cli, env)
     key = load.new_key(cli, env, data.largest.name)

@@ -46,6 +46,7 @@ class Receiver:
         self.attempts: list[Received] = []  # every verified request, whatever the answer
         self.unverified: list[str] = []  # why requests were refused
         self.overlaps: list[str] = []  # ids that arrived while already being delivered
+        self.truncated = 0  # requests whose sender hung up before the whole body came
         self._lock = threading.Lock()
         self._in_flight: set[str] = set()
         self._port = port
@@ -72,6 +73,13 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender went away mid-body (a test may SIGKILL the server while it
+                    # delivers): a request that never arrived, not one that failed to verify.
+                    with receiver._lock:
+                        receiver.truncated += 1
+                    self.close_connection = True
+                    return
                 status, headers, delay = receiver._handle(body, dict(self.headers.items()))
                 if delay:
                     time.sleep(delay)
