@@ -22,9 +22,9 @@ from sqlalchemy.engine import Connection
 from leads_api.fields import LEAD_FIELDS
 from leads_api.lead import now_ms, object_builder
 from leads_api.store.driver import psycopg_connection
-from leads_api.store.schema import leads, organizations, webhook_events, webhook_outbox, webhooks
+from leads_api.store.schema import leads, webhook_events, webhook_outbox, webhooks
 from leads_api.store.sql import columns_for
-from leads_api.store.tenants import held_position
+from leads_api.store.tenants import held_position, hold_organization
 from leads_api.store.unit_of_work import COPY_FROM_ROWS, LeadEvent, add_write_listener
 from leads_api.webhook_input import EVENT_TYPES, POSITION_STRIDE, EventType
 
@@ -51,14 +51,12 @@ def record_events(conn: Connection, *, org_id: int, events: Sequence[LeadEvent])
     wanted = [e for e in events if any(_reports(t, e) for t in types)]
     if not wanted:
         return 0
-    if held is None and conn.dialect.name == "postgresql":
+    if held is None:
         # The fan-out below selects this write's changes by their seq, so no other write
         # of the organization may add changes meanwhile. The unit of work already
         # holds this lock (its change position); taking it again costs nothing and keeps
         # the outbox right whoever calls it.
-        conn.execute(
-            sa.select(organizations.c.id).where(organizations.c.id == org_id).with_for_update()
-        )
+        hold_organization(conn, org_id=org_id)
     objects = _lead_objects(conn, org_id=org_id, ids=[e.lead_id for e in wanted])
     now = now_ms()
     rows = [

@@ -212,12 +212,16 @@ def take_change_position(conn: Connection, *, org_id: int) -> int:
     always a prefix of the positions taken, and a reader that has seen position P can never
     later find a committed lead below P."""
     return int(
-        conn.execute(
-            organizations.update()
-            .where(organizations.c.id == org_id)
-            .values(data_version=organizations.c.data_version + 1)
-            .returning(organizations.c.data_version)
-        ).scalar_one()
+        conn.execute(_next_version(org_id).returning(organizations.c.data_version)).scalar_one()
+    )
+
+
+def _next_version(org_id: int) -> sa.Update:
+    """The organization's data version moved on (its row locked until commit)."""
+    return (
+        organizations.update()
+        .where(organizations.c.id == org_id)
+        .values(data_version=organizations.c.data_version + 1)
     )
 
 
@@ -253,10 +257,7 @@ def hold_position(conn: Connection, *, org_id: int) -> HeldPosition:
         .scalar_subquery()
     )
     row = conn.execute(
-        organizations.update()
-        .where(organizations.c.id == org_id)
-        .values(data_version=organizations.c.data_version + 1)
-        .returning(organizations.c.data_version, subscribed)
+        _next_version(org_id).returning(organizations.c.data_version, subscribed)
     ).one()
     return HeldPosition(org_id, int(row[0]), tuple(row[1] or ()))
 
@@ -268,8 +269,10 @@ def held_position(conn: Connection, *, org_id: int) -> HeldPosition | None:
 
 
 def hold_organization(conn: Connection, *, org_id: int) -> None:
-    """Lock the organization's row until this transaction ends (PostgreSQL; SQLite's
-    writers already take turns): waits for a group holding its position to commit."""
+    """Lock the organization's row until this transaction ends: waits for a group holding
+    its position to commit. Nothing to do on SQLite, whose writers already take turns."""
+    if conn.dialect.name != "postgresql":
+        return
     conn.execute(
         sa.select(organizations.c.id).where(organizations.c.id == org_id).with_for_update()
     )
