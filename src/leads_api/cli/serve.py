@@ -22,7 +22,7 @@ from leads_api.sample import LeadSampler
 from leads_api.server.limits import HttpLimits
 from leads_api.server.memory import limit_malloc_arenas
 from leads_api.store import Store, open_store
-from leads_api.store.engine import database_url_from_env
+from leads_api.store.engine import database_url_from_env, normalise_url
 from leads_api.store.reads import count_leads
 from leads_api.store.tenants import (
     Organization,
@@ -76,7 +76,7 @@ def require_free_port(host: str, port: int) -> None:
 def run_server(host: str, port: int, workers: int) -> None:
     log_level = os.environ.get("LEADS_LOG_LEVEL", "info")
     limits = HttpLimits.from_env()  # a bad LEADS_HTTP_* is reported here, once
-    if database_url_from_env().startswith("sqlite"):
+    if normalise_url(database_url_from_env()).get_backend_name() == "sqlite":
         # Before any request thread or worker process starts. SQLite's page caches only:
         # on PostgreSQL the server's memory held flat without the cap, and the soak ran
         # slower with it (server/memory.py).
