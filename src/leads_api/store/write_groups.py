@@ -18,7 +18,7 @@ So, per lane, within one process (`WriteGroups`):
 - writers take turns in arrival order, handed from one to the next (no polling);
 - the first opens the group's transaction and takes the lane's lock at once (`open_group`:
   SQLite's `BEGIN IMMEDIATE` after a file lock beside the database that the other
-  processes' groups take too, so they queue in the kernel; PostgreSQL's organization row
+  processes' groups take too, so they queue in the kernel; PostgreSQL's organization
   row, so a group holds everything it can lock only after that row, like every other
   writer of the organization: no deadlock with another process's group; it takes the
   organization's change position there, one for all its members, with the subscriptions
