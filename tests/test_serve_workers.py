@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from leads_api.server.memory import limit_malloc_arenas
 from server import Server, leads_api_command, running_server
 
 pytestmark = pytest.mark.server
@@ -128,11 +128,25 @@ def test_the_workers_start_with_few_malloc_arenas_on_sqlite(
                 assert environment_of(worker).get("MALLOC_ARENA_MAX") == expected
 
 
-def test_serving_in_process_caps_its_own_arenas(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    assert limit_malloc_arenas() == 2
-    assert os.environ["MALLOC_ARENA_MAX"] == "2"  # for the workers it starts
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "3")
-    assert limit_malloc_arenas() == 3
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "many")
-    assert limit_malloc_arenas() is None  # glibc's own reading of it stands
+_CAP_IN_PROCESS = """
+import os
+from leads_api.server.memory import limit_malloc_arenas
+print(limit_malloc_arenas(), os.environ.get("MALLOC_ARENA_MAX"))
+"""
+
+
+def capped_in_process(arenas: str | None) -> list[str]:
+    """What limit_malloc_arenas returns in a fresh process (not pytest's own, whose malloc
+    the suite's other tests share), and the MALLOC_ARENA_MAX it leaves for its workers."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    if arenas is not None:
+        env["MALLOC_ARENA_MAX"] = arenas
+    done = subprocess.run([sys.executable, "-c", _CAP_IN_PROCESS], env=env,
+                          capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def test_serving_in_process_caps_its_own_arenas() -> None:
+    assert capped_in_process(None) == ["2", "2"]  # and exported for the workers it starts
+    assert capped_in_process("3") == ["3", "3"]
+    assert capped_in_process("many") == ["None", "many"]  # glibc's own reading of it stands
