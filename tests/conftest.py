@@ -19,13 +19,15 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
 from cli_support import Cli, api_leads
 from leads_api.api import create_app
 from leads_api.lead import new_lead_id
 from leads_api.store import Store, create_engine
-from leads_api.store.migrate import migrate
+from leads_api.store.migrate import _config, migrate
 from leads_api.store.tenants import Organization, create_key, create_organization
 from leads_api.store.unit_of_work import insert_leads
 
@@ -213,3 +215,38 @@ def read(app: Any, make_key: Callable[..., str]) -> Callable[..., list[dict[str,
         return api_leads(app, make_key(org), query)
 
     return read
+
+
+# --- databases at an older revision ---------------------------------------------------------
+
+
+@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.sqlite),
+                        pytest.param("postgres", marks=pytest.mark.postgres)])
+def unmigrated(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+    """An empty database of each kind, not migrated at all."""
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+        yield engine
+        engine.dispose()
+        return
+    request.getfixturevalue("postgres_url")  # skips when PostgreSQL does not answer
+    base = os.environ.get("LEADS_TEST_DATABASE_URL", DEFAULT_PG_URL)
+    schema = "t_" + secrets.token_hex(6)
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in base else "?"
+    engine = create_engine(f"{base}{separator}options={quote(f'-csearch_path={schema},public')}")
+    yield engine
+    engine.dispose()
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+def upgrade_to(engine: Engine, revision: str) -> None:
+    """Migrate `engine` up to `revision`, as `leads-api migrate` would to the newest."""
+    config = _config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)

@@ -3,24 +3,15 @@ the unit of work wrote it; and positions named before ordinals existed (revision
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import Iterator
-from typing import Any
-from urllib.parse import quote
-
-import pytest
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.engine import Engine
 
-from conftest import DEFAULT_PG_URL, lead_row
+from conftest import lead_row, upgrade_to
 from leads_api.query import parse_changes_query
 from leads_api.query.model import FeedPosition, LegacyFeedPosition
 from leads_api.query.tokens import _encode, decode_position
-from leads_api.store import Store, create_engine
+from leads_api.store import Store
 from leads_api.store.feed import changed_leads
-from leads_api.store.migrate import _config
 from leads_api.store.rollups import ROLLUP_COLUMNS
 from leads_api.store.schema import leads
 from leads_api.store.tenants import Organization
@@ -91,39 +82,8 @@ def test_an_update_of_many_leads_gives_each_its_own_ordinal(
 # --- tokens made before revision 0009 --------------------------------------------------------
 
 
-@pytest.fixture(params=[pytest.param("sqlite", marks=pytest.mark.sqlite),
-                        pytest.param("postgres", marks=pytest.mark.postgres)])
-def unmigrated(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
-    """An empty database of each kind, not migrated at all."""
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-        yield engine
-        engine.dispose()
-        return
-    request.getfixturevalue("postgres_url")  # skips when PostgreSQL does not answer
-    base = os.environ.get("LEADS_TEST_DATABASE_URL", DEFAULT_PG_URL)
-    schema = "t_" + secrets.token_hex(6)
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in base else "?"
-    engine = create_engine(f"{base}{separator}options={quote(f'-csearch_path={schema},public')}")
-    yield engine
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
-
-
-def _upgrade(engine: Engine, revision: str) -> None:
-    config = _config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
-
-
 def test_a_token_made_before_ordinals_still_names_its_place(unmigrated: Engine) -> None:
-    _upgrade(unmigrated, "0008")
+    upgrade_to(unmigrated, "0008")
     # Leads as revision 0008 stamped them: some from before positions (0), an import at
     # position 5 (ids random, so id order is not write order), one create at 6.
     stamps = [0] * 3 + [5] * 8 + [6]
@@ -146,7 +106,7 @@ def test_a_token_made_before_ordinals_still_names_its_place(unmigrated: Engine) 
         _encode({"k": "feed", "o": org_id, "s": seq_of[i], "i": i}) for i in old_order
     ]
 
-    _upgrade(unmigrated, "head")
+    upgrade_to(unmigrated, "head")
     store = Store(unmigrated)
     held = positions(store, org_id)
     assert [i for _, _, i in held] == old_order  # ranked by id within each position

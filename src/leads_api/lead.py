@@ -12,8 +12,11 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from leads_api.fields import (
     FOLDED_COLUMNS,
+    LEAD_FIELDS,
     PHONE_DIGITS_COLUMN,
     SEARCH_TEXT_COLUMN,
     Field,
@@ -112,6 +115,22 @@ def object_builder(fields: Sequence[Field]) -> Callable[[Sequence[Any]], dict[st
         return lead
 
     return build
+
+
+_WHOLE = object_builder(LEAD_FIELDS)
+_WHOLE_COLUMNS = tuple(f.column for f in LEAD_FIELDS)
+
+
+def lead_json(row: Mapping[Any, Any]) -> str:
+    """The whole lead object of a `leads` row (by column name) as JSON text: what the API
+    renders for it, byte for byte, stored with the row (store/schema.py LEAD_JSON_COLUMN).
+
+    >>> lead_json({"id": "lead_1", "value_cents": 1250, "created_at": 0})[:30]
+    '{"id":"lead_1","name":null,"em'
+    >>> [money in lead_json({"value_cents": 1250}) for money in ('"value":12.5', '"value":12,')]
+    [True, False]
+    """
+    return orjson.dumps(_WHOLE([row.get(c) for c in _WHOLE_COLUMNS])).decode()
 
 
 def row_to_object(fields: Sequence[Field], row: Sequence[Any]) -> dict[str, Any]:

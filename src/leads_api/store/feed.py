@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import ChangesQuery, FeedPosition, LegacyFeedPosition
 from leads_api.store.schema import CHANGE_ORD_COLUMN, CHANGE_SEQ_COLUMN, leads
-from leads_api.store.sql import columns_for, where_clause
+from leads_api.store.sql import lead_columns, where_clause
 
 _SEQ = leads.c[CHANGE_SEQ_COLUMN]
 _ORD = leads.c[CHANGE_ORD_COLUMN]
@@ -34,9 +34,14 @@ _ORD = leads.c[CHANGE_ORD_COLUMN]
 @dataclass(frozen=True)
 class ChangesPage:
     fields: tuple[Field, ...]
-    rows: list[Sequence[Any]]
+    rows: list[Sequence[Any]]  # each the `fields`' columns, or (its stored object) if `whole`
     next: FeedPosition  # after the last lead of the page (`since` when there is none)
     more: bool  # more changes follow
+
+    @property
+    def whole(self) -> bool:
+        """Whether each row is the lead's stored object (sql.lead_columns)."""
+        return self.fields == LEAD_FIELDS
 
 
 def changed_leads(conn: Connection, *, org_id: int, query: ChangesQuery) -> ChangesPage:
@@ -48,7 +53,7 @@ def changed_leads(conn: Connection, *, org_id: int, query: ChangesQuery) -> Chan
         since = translated(conn, org_id=org_id, since=since)
     fields = filters.fields or LEAD_FIELDS
     statement = (
-        sa.select(*columns_for(fields), _SEQ.label("_seq"), _ORD.label("_ord"))
+        sa.select(*lead_columns(fields), _SEQ.label("_seq"), _ORD.label("_ord"))
         .where(
             where_clause(filters, org_id=org_id, dialect=conn.dialect.name),
             sa.tuple_(_SEQ, _ORD) > sa.tuple_(sa.literal(since.seq), sa.literal(since.ordinal)),

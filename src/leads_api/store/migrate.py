@@ -13,6 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from leads_api.errors import UsageError
+from leads_api.store.lead_objects import render_missing
+from leads_api.store.schema import organizations
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -32,6 +34,13 @@ def schema_is_current(conn: Connection) -> bool:
     """Whether this database's schema is the one this code needs: one small read, cheap
     enough for a readiness probe every second."""
     return MigrationContext.configure(conn).get_current_revision() == head_revision()
+
+
+def render_stored_objects(conn: Connection) -> int:
+    """Render the lead objects not stored yet, one organization after another; how many.
+    The end of every upgrade to the newest revision (migrations/env.py)."""
+    org_ids = conn.execute(organizations.select().with_only_columns(organizations.c.id)).scalars()
+    return sum(render_missing(conn, org_id=org_id) for org_id in list(org_ids))
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -14,16 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import orjson
 import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import Connection
 
-from leads_api.fields import LEAD_FIELDS
-from leads_api.lead import now_ms, object_builder
+from leads_api.lead import now_ms
 from leads_api.store.driver import psycopg_connection
-from leads_api.store.schema import leads, webhook_events, webhook_outbox, webhooks
-from leads_api.store.sql import columns_for
+from leads_api.store.schema import (
+    LEAD_JSON_COLUMN,
+    leads,
+    webhook_events,
+    webhook_outbox,
+    webhooks,
+)
 from leads_api.store.tenants import held_position, hold_organization
 from leads_api.store.unit_of_work import COPY_FROM_ROWS, LeadEvent, add_write_listener
 from leads_api.webhook_input import EVENT_TYPES, POSITION_STRIDE, EventType
@@ -112,18 +115,18 @@ def _reports(event_type: EventType, change: LeadEvent) -> bool:
 
 def _lead_objects(conn: Connection, *, org_id: int, ids: Sequence[str]) -> dict[str, str]:
     """Each lead's object as GET /api/leads/{id} returns it, as JSON text."""
-    build = object_builder(LEAD_FIELDS)
     found: dict[str, str] = {}
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), READ_CHUNK):
         chunk = unique[start : start + READ_CHUNK]
-        for row in conn.execute(
-            sa.select(*columns_for(LEAD_FIELDS)).where(
-                leads.c.org_id == org_id, leads.c.id.in_(chunk)
+        found.update(
+            (lead_id, lead)
+            for lead_id, lead in conn.execute(
+                sa.select(leads.c.id, leads.c[LEAD_JSON_COLUMN]).where(
+                    leads.c.org_id == org_id, leads.c.id.in_(chunk)
+                )
             )
-        ):
-            lead = build(row)
-            found[lead["id"]] = orjson.dumps(lead).decode()
+        )
     return found
 
 

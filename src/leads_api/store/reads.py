@@ -16,6 +16,7 @@ from leads_api.store.schema import leads
 from leads_api.store.sql import (
     columns_for,
     keyset_clause,
+    lead_columns,
     order_by,
     sort_columns,
     sort_values,
@@ -33,10 +34,15 @@ DEFERRED_JOIN_OFFSET = 1_000
 @dataclass(frozen=True)
 class Page:
     fields: tuple[Field, ...]  # the columns of each row, in lead-object order
-    rows: list[Sequence[Any]]
+    rows: list[Sequence[Any]]  # each the `fields`' columns, or (its stored object) if `whole`
     total: int
     more: bool = False  # leads follow this page (in the query's order)
     next_after: Keyset | None = None  # where the page after this one starts, if `more`
+
+    @property
+    def whole(self) -> bool:
+        """Whether each row is the lead's stored object (sql.lead_columns)."""
+        return self.fields == LEAD_FIELDS
 
 
 def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
@@ -100,7 +106,7 @@ def _selected(fields: tuple[Field, ...], query: ListQuery) -> list[Any]:
     """The page's columns, then the sort columns under labels of their own (a next cursor
     is made of the last row's; they are dropped from what is rendered)."""
     extras = [c.label(f"_sort_{i}") for i, c in enumerate(sort_columns(query))]
-    return [*columns_for(fields), *extras]
+    return [*lead_columns(fields), *extras]
 
 
 def _page(
@@ -111,7 +117,7 @@ def _page(
     *,
     more: bool,
 ) -> Page:
-    width = len(fields)
+    width = len(lead_columns(fields))
     next_after = None
     if more and rows:
         extras = rows[-1][width:]
@@ -165,11 +171,17 @@ def _searched_page(
 
 
 def iter_leads(
-    conn: Connection, *, org_id: int, query: ListQuery, batch_size: int = 2_000
+    conn: Connection,
+    *,
+    org_id: int,
+    query: ListQuery,
+    stored: bool = False,
+    batch_size: int = 2_000,
 ) -> Any:
-    """Every matching lead in full, in the query's order, streamed (for export)."""
+    """Every matching lead in full, in the query's order, streamed (for export): rows of
+    LEAD_FIELDS' columns, or of the stored object alone if `stored` (sql.lead_columns)."""
     statement = with_search_hint(
-        sa.select(*columns_for(LEAD_FIELDS))
+        sa.select(*(lead_columns(LEAD_FIELDS) if stored else columns_for(LEAD_FIELDS)))
         .where(where_clause(query, org_id=org_id, dialect=conn.dialect.name))
         .order_by(*order_by(query)),
         query,

@@ -19,6 +19,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from leads_api.fields import (
     FOLDED_COLUMNS,
+    LEAD_FIELDS,
     PHONE_DIGITS_COLUMN,
     SEARCH_TEXT_COLUMN,
     Field,
@@ -33,7 +34,7 @@ from leads_api.query.model import (
     Search,
     TextIn,
 )
-from leads_api.store.schema import SQLITE_SEARCH_INDEX, leads
+from leads_api.store.schema import LEAD_JSON_COLUMN, SQLITE_SEARCH_INDEX, leads
 
 TRIGRAM = 3  # a trigram index can only narrow terms of at least three characters
 
@@ -103,6 +104,14 @@ def sort_columns(query: ListQuery) -> list[sa.Column[object]]:
 
 def columns_for(fields: Sequence[Field]) -> list[sa.Column[object]]:
     return [leads.c[f.column] for f in fields]
+
+
+def lead_columns(fields: Sequence[Field]) -> list[sa.Column[object]]:
+    """What a page of leads reads: the stored object when it shows every field (one text
+    to pass on, nothing to convert or encode again), else the fields' own columns."""
+    if tuple(fields) == LEAD_FIELDS:
+        return [leads.c[LEAD_JSON_COLUMN]]
+    return columns_for(fields)
 
 
 def predicate_clause(p: Predicate) -> ColumnElement[bool]:

@@ -13,7 +13,8 @@ the unit of work makes the derived state follow, in the write's own transaction:
    counted across a group's members): the change feed's order, which so follows the order
    the rows went into the table;
    and it gets its derived search and ordering columns (SQLite's FTS5 search index
-   follows `search_text` by triggers, migration 0010);
+   follows `search_text` by triggers, migration 0010) and its rendered object
+   (`lead_json`, what the API answers for it);
 3. at the end (`flush`, done by `lead_writes` on leaving the block) every rollup moves by
    the rows removed and added, and the write listeners (the webhook outbox) are told which
    leads were created or changed.
@@ -34,10 +35,16 @@ import sqlalchemy as sa
 from psycopg import sql
 from sqlalchemy.engine import Connection
 
-from leads_api.lead import with_derived_columns
+from leads_api.fields import LEAD_FIELDS
+from leads_api.lead import lead_json, with_derived_columns
 from leads_api.store.driver import psycopg_connection
 from leads_api.store.rollups import ROLLUP_COLUMNS, RollupChanges
-from leads_api.store.schema import CHANGE_ORD_COLUMN, CHANGE_SEQ_COLUMN, leads
+from leads_api.store.schema import (
+    CHANGE_ORD_COLUMN,
+    CHANGE_SEQ_COLUMN,
+    LEAD_JSON_COLUMN,
+    leads,
+)
 from leads_api.store.tenants import held_position, take_change_position
 
 Row = Mapping[str, Any]
@@ -47,6 +54,16 @@ _INSERT = f"INSERT INTO {leads.name} ({', '.join(_LEAD_COLUMNS)}) VALUES ({{mark
 _row_values = itemgetter(*_LEAD_COLUMNS)  # a row's values in column order, at C speed
 # Everything a rewrite may set: the lead's columns but its id and organization.
 _SET_COLUMNS = tuple(c for c in _LEAD_COLUMNS if c not in ("id", "org_id"))
+# What an update() reads back of the rows it wrote: every field (to render the objects) and
+# what the rollups group by.
+_RETURNED = tuple(
+    leads.c[c] for c in dict.fromkeys([*(f.column for f in LEAD_FIELDS), *ROLLUP_COLUMNS])
+)
+_SET_LEAD_JSON = (
+    leads.update()
+    .where(leads.c.org_id == sa.bindparam("_org"), leads.c.id == sa.bindparam("_id"))
+    .values({LEAD_JSON_COLUMN: sa.bindparam("_json")})
+)
 # From this many rows on, PostgreSQL gets them by COPY: a few times quicker than INSERTs.
 COPY_FROM_ROWS = 100
 # An update() stamps its rows' ordinals with one CASE over their ids per this many rows
@@ -139,6 +156,7 @@ class LeadWrites:
         params = []
         for _, new in changes:
             full = with_derived_columns(new)
+            full[LEAD_JSON_COLUMN] = lead_json(full)
             values = {c: full.get(c) for c in _SET_COLUMNS}
             values[CHANGE_SEQ_COLUMN] = position
             values[CHANGE_ORD_COLUMN] = self._next_ordinal()
@@ -154,7 +172,8 @@ class LeadWrites:
     def update(self, matched: Sequence[Row], values: Mapping[str, Any]) -> list[Row]:
         """Apply `values` (column -> value or SQL expression over the row) to the `matched`
         leads (their ids and ROLLUP_COLUMNS as stored, locked by the caller after `lock()`).
-        The rollups move by what the database wrote, read back with RETURNING."""
+        The rollups and the rendered objects follow what the database wrote, read back with
+        RETURNING (the objects are written by a second statement: SQL cannot render them)."""
         if not matched:
             return []
         ids = [row["id"] for row in matched]
@@ -169,9 +188,13 @@ class LeadWrites:
                     leads.update()
                     .where(leads.c.org_id == self.org_id, leads.c.id.in_(chunk))
                     .values({**values, **stamp})
-                    .returning(leads.c.id, *(leads.c[c] for c in ROLLUP_COLUMNS))
+                    .returning(*_RETURNED)
                 ).mappings()
             )
+        self.conn.execute(
+            _SET_LEAD_JSON,
+            [{"_org": self.org_id, "_id": i, "_json": lead_json(written[i])} for i in ids],
+        )
         after: list[Row] = [written[i] for i in ids]
         self._rollups.add(removed=matched, added=after)
         if _LISTENERS:
@@ -200,6 +223,7 @@ class LeadWrites:
         full[CHANGE_SEQ_COLUMN] = self.position
         full[CHANGE_ORD_COLUMN] = self._next_ordinal()
         full["org_id"] = self.org_id  # last: a row can never name another organization
+        full[LEAD_JSON_COLUMN] = lead_json(full)
         return full
 
 
