@@ -312,14 +312,14 @@ def export(cli_path: str, env: dict[str, str], org: OrgData, out: Path) -> dict[
 
 
 def export_floor(target: Target, org_id: int) -> dict[str, Any]:
-    """What the database itself takes to hand over the rows export writes: every column of
-    the lead object, the organization's leads in export's order (createdAt desc, id desc).
-    PostgreSQL: `COPY (SELECT ...) TO STDOUT`, read in full by psycopg; SQLite: the same
-    SELECT read row by row in Python (sqlite3, as the service reads it)."""
-    from leads_api.fields import LEAD_FIELDS
+    """What the database itself takes to hand over what export reads: each lead's stored
+    object (the `lead_json` column; before stop 18, every column of the lead object), the
+    organization's leads in export's order (createdAt desc, id desc). PostgreSQL:
+    `COPY (SELECT ...) TO STDOUT`, read in full by psycopg; SQLite: the same SELECT read row
+    by row in Python (sqlite3, as the service reads it)."""
+    from leads_api.store.schema import LEAD_JSON_COLUMN
 
-    columns = ", ".join(f.column for f in LEAD_FIELDS)
-    select = (f"SELECT {columns} FROM leads WHERE org_id = {int(org_id)} "
+    select = (f"SELECT {LEAD_JSON_COLUMN} FROM leads WHERE org_id = {int(org_id)} "
               "ORDER BY created_at DESC, id DESC")
     start = time.perf_counter()
     rows = 0

@@ -154,13 +154,14 @@ PROGRESS_STEP = 1_000
 
 
 def write_leads(
-    leads: Iterable[dict[str, Any]],
+    leads: Iterable[Any],
     out: IO[bytes],
     fmt: str,
     *,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Write lead objects (all fields) to a binary stream; returns how many were written."""
+    """Write lead objects (all fields) to a binary stream; returns how many were written.
+    JSONL takes them as dicts or as orjson.Fragments of their JSON; CSV as dicts."""
     count = 0
     with _emitter(out, fmt) as emit:
         for lead in leads:
