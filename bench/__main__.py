@@ -75,7 +75,16 @@ def _load(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str
     imported = load.import_all(cli, env, data)
     say(f"import: {imported['leads_per_s']:,} leads/s")
     analyzed = load.analyze(target)
-    say(f"{analyzed['command']}: {analyzed['seconds']} s; exporting {data.largest.name}")
+    say(f"{analyzed['command']}: {analyzed['seconds']} s")
+    exported = _export(args, target, data, cli, env, ids)
+    return {"import": imported, "floor": floor, "floor_indexed": indexed, "analyze": analyzed,
+            "export": exported}
+
+
+def _export(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str,
+            env: dict[str, str], ids: dict[str, int]) -> dict[str, Any]:
+    """`leads-api export` of the largest organization, and its floor right after."""
+    say(f"exporting {data.largest.name}")
     exported = load.export(cli, env, data.largest, args.workdir / "export.jsonl")
     say(f"export: {exported['leads_per_s']:,} leads/s, peak RSS {exported['max_rss_mb']} MB")
     export_floor = load.export_floor(target, ids[data.largest.name])
@@ -85,8 +94,7 @@ def _load(args: argparse.Namespace, target: load.Target, data: Dataset, cli: str
     exported["share_of_floor"] = round(exported["leads_per_s"] / export_floor["leads_per_s"], 3)
     say(f"export floor ({export_floor['method']}): {export_floor['leads_per_s']:,} leads/s; "
         f"export is {exported['share_of_floor']:.0%} of it")
-    return {"import": imported, "floor": floor, "floor_indexed": indexed, "analyze": analyzed,
-            "export": exported}
+    return exported
 
 
 def _expected(target: load.Target, query: BenchQuery, org_id: int) -> tuple[int, list[str]]:
@@ -560,6 +568,34 @@ def run_writes(args: argparse.Namespace) -> int:
     return 0 if all(checks) else 1
 
 
+def run_follow(args: argparse.Namespace) -> int:
+    """Following changes alone: walks of the change feed through the largest organization
+    (issue 9: >= 50,000 leads/s at limit=1000) and its export with the export floor beside
+    it, on a fresh load of --rows: quicker than a whole run, for comparing commits."""
+    run = _one_backend(args, rounds=args.rounds)
+    if run is None:
+        return 2
+    cli, target, env, data, result = run.cli, run.target, run.env, run.data, run.result
+    result["params"]["org_leads"] = data.largest.leads
+    result["import"] = _load_fresh(target, data, cli, env)
+    result["export"] = _export(args, target, data, cli, env, load.org_ids(target))
+    key = load.new_key(cli, env, data.largest.name)
+    log = args.workdir / f"serve-{target.backend}-follow.log"
+    walks = []
+    with http.serving(cli, env, args.workers, log) as server:
+        http.settle(server, None if target.is_sqlite else target.pg_conninfo)
+        for n in range(args.rounds):
+            walk = follow.feed_walk(server.base, key, data.largest.leads)
+            say(f"feed walk {n + 1}: {walk['leads']:,} leads in {walk['seconds']} s "
+                f"({walk['leads_per_s']:,} leads/s, the client parsing {walk['client_parse_s']} s)")
+            walks.append(walk)
+    result["feed_walks"] = walks
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    say(f"wrote {args.out}")
+    return 0 if all(w["leads"] == w["expected"] for w in walks) else 1
+
+
 def run_soak(args: argparse.Namespace) -> int:
     run = _one_backend(args)
     if run is None:
@@ -672,6 +708,19 @@ def main(argv: list[str] | None = None) -> int:
                           "bench/results/writes/BACKEND.json)")
     writes_p.add_argument("--workdir", type=Path, default=Path("/tmp/leads-bench-writes"))
     writes_p.add_argument("--pg-url", default=os.environ.get("BENCH_WRITES_PG_URL", WRITES_PG_URL))
+    follow_p = commands.add_parser("follow", help="feed walks and export on one backend")
+    follow_p.add_argument("--backend", choices=("sqlite", "postgres"), required=True)
+    follow_p.add_argument("--rows", type=int, default=200_000,
+                          help="leads loaded first (200,000; the largest organization gets 60 %%)")
+    follow_p.add_argument("--rounds", type=int, default=3, help="feed walks, one after another (3)")
+    follow_p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                          help="leads-api serve --workers (default: the CPU count)")
+    follow_p.add_argument("--seed", type=int, default=1)
+    follow_p.add_argument("--label", default="Following")
+    follow_p.add_argument("--out", type=Path, help="result JSON (default "
+                          "bench/results/follow/BACKEND.json)")
+    follow_p.add_argument("--workdir", type=Path, default=Path("/tmp/leads-bench-follow"))
+    follow_p.add_argument("--pg-url", default=os.environ.get("BENCH_WRITES_PG_URL", WRITES_PG_URL))
     protocol_p = commands.add_parser("protocol", help="what the HTTP limits cost (uvicorn)")
     protocol_p.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
     protocol_p.add_argument("--rounds", type=int, default=2, help="rounds of both (2)")
@@ -692,6 +741,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out = args.out or Path("bench/results/writes") / f"{args.backend}.json"
         args.fresh_rate = FRESH_RATE  # how many of the largest organization's leads to PATCH
         return run_writes(args)
+    if args.command == "follow":
+        args.out = args.out or Path("bench/results/follow") / f"{args.backend}.json"
+        args.duration = args.connections = None  # not used: one client walks
+        return run_follow(args)
     if args.command == "soak":
         args.out = args.out or Path("bench/results/soak") / f"{args.backend}.json"
         return run_soak(args)

@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from bench.generate import Dataset, OrgData, org_rows
-from leads_api.lead import with_derived_columns
+from leads_api.lead import lead_json, with_derived_columns
 from leads_api.store.engine import BULK_LOAD_CACHE_KIB
 
 FLOOR_TABLE = "leads_floor"
@@ -175,6 +175,7 @@ def _floor_rows(org: OrgData, org_id: int, columns: list[str]) -> list[tuple[Any
         full["org_id"] = org_id
         full["change_seq"] = 1  # the position an organization's first import stamps
         full["change_ord"] = next(ordinals)  # and each lead's place in it
+        full["lead_json"] = lead_json(full)  # the object the service stores with each lead
         return tuple(full.get(c) for c in columns)
 
     return org_rows(org, to_tuple)
