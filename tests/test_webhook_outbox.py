@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
 from pathlib import Path
 
 import orjson
@@ -18,9 +19,12 @@ from starlette.testclient import TestClient
 from cli_support import Cli
 from conftest import lead_row
 from leads_api.store import Store
+from leads_api.store.rollups import ROLLUP_COLUMNS
+from leads_api.store.schema import leads
 from leads_api.store.tenants import Organization
-from leads_api.store.unit_of_work import insert_leads
+from leads_api.store.unit_of_work import insert_leads, lead_writes
 from leads_api.store.webhooks import create_webhook
+from leads_api.webhook_input import EVENT_TYPES
 from server import free_port
 from webhook_receiver import Receiver
 from webhook_support import create_lead, outbox_rows, patch_lead, stored_changes, subscribe
@@ -168,3 +172,79 @@ def test_a_new_subscription_waits_for_the_writes_in_progress_and_sees_every_late
     with store.write(org_id=org.id) as conn:
         insert_leads(conn, org_id=org.id, rows=[after])
     assert outbox_rows(store, hook_id) == [("lead.created", after["id"])]
+
+
+class Refused(Exception):
+    """A writer's own failure, after it wrote."""
+
+
+def test_a_writer_group_writes_the_messages_of_its_writers_that_succeeded_each_as_it_left_the_lead(
+    store: Store, make_org: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group writes its writers' messages once, at its end (store/write_groups.py): those
+    of a writer that failed are gone with its savepoint, and each message holds the lead as
+    its own writer left it, not as the group's last writer did."""
+    org = make_org()
+    with store.write() as conn:
+        hook, _ = create_webhook(conn, org_id=org.id, url="http://127.0.0.1:9/hook",
+                                 events=[t.name for t in EVENT_TYPES], description=None)
+    groups = store._groups
+    assert groups is not None
+    monkeypatch.setattr(groups, "GROUP_MAX_MS", 60_000)  # the first writer waits long
+    commits_before = groups.commits
+    first, refused, last = lead_row(name="First"), lead_row(name="Refused"), lead_row(name="C")
+    started, release = threading.Event(), threading.Event()
+
+    def create_first() -> None:
+        with store.write(org_id=org.id) as conn:
+            started.set()
+            release.wait(10)  # the others queue behind this writer meanwhile
+            insert_leads(conn, org_id=org.id, rows=[first])
+
+    def set_status(status: str) -> None:
+        with store.write(org_id=org.id) as conn, lead_writes(conn, org_id=org.id) as writes:
+            writes.lock()
+            matched = conn.execute(
+                sa.select(leads.c.id, *(leads.c[c] for c in ROLLUP_COLUMNS))
+                .where(leads.c.org_id == org.id, leads.c.id == first["id"])
+            ).mappings().all()
+            writes.update([dict(m) for m in matched], {"status": status})
+
+    def create_refused() -> None:
+        with store.write(org_id=org.id) as conn:
+            insert_leads(conn, org_id=org.id, rows=[refused])
+            raise Refused()
+
+    def create_last() -> None:
+        with store.write(org_id=org.id) as conn:
+            insert_leads(conn, org_id=org.id, rows=[last])
+
+    queued = [lambda: set_status("qualified"), create_refused, lambda: set_status("won"),
+              create_last]
+    with ThreadPoolExecutor(len(queued) + 1) as pool:
+        futures = [pool.submit(create_first)]
+        assert started.wait(10)
+        for n, write in enumerate(queued, start=1):  # queued in this order, so run in it
+            futures.append(pool.submit(write))
+            while sum(len(t.waiting) for t in groups._lanes.values()) < n:
+                threading.Event().wait(0.01)
+        release.set()
+        for future in futures:
+            with suppress(Refused):
+                future.result(timeout=30)
+    assert groups.commits - commits_before == 1  # one group
+    assert outbox_rows(store, hook.id) == [
+        ("lead.created", first["id"]),
+        ("lead.updated", first["id"]), ("lead.status_changed", first["id"]),
+        ("lead.updated", first["id"]), ("lead.status_changed", first["id"]),
+        ("lead.created", last["id"]),
+    ]
+    with store.read() as conn:
+        objects = conn.execute(
+            sa.text("SELECT lead FROM webhook_events WHERE org_id = :o ORDER BY seq"),
+            {"o": org.id},
+        ).scalars().all()
+    assert [(o["id"], o["status"]) for o in map(orjson.loads, objects)] == [
+        (first["id"], "open"), (first["id"], "qualified"), (first["id"], "won"),
+        (last["id"], "open"),
+    ]

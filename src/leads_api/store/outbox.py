@@ -2,12 +2,14 @@
 transaction, so an acknowledged write always has its events and a rolled-back one none.
 
 `record_events` runs as a write listener of the unit of work (registered below, when the
-store package is imported), once per unit of work, before its commit.
+store package is imported), once per unit of work before its commit, or once per writer
+group and organization for all the group's writers (store/write_groups.py).
 For an organization without enabled subscriptions it costs one indexed query, or none in a
-PostgreSQL writer group (which read them with its change position, store/tenants.py). Otherwise
-each changed lead's object is stored once (`webhook_events`, as GET returns it after the
-change) and fanned out to the subscriptions' messages (`webhook_outbox`) with one
-INSERT ... SELECT per event type, however many leads changed.
+PostgreSQL writer group (which read them with its change position, store/tenants.py).
+Otherwise each changed lead's object is stored once (`webhook_events`, as GET returns it
+after the change: the unit of work hands it over with the event) and fanned out to the
+subscriptions' messages (`webhook_outbox`) with one INSERT ... SELECT per event type,
+however many leads changed.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from sqlalchemy.engine import Connection
 from leads_api.lead import now_ms
 from leads_api.store.driver import psycopg_connection
 from leads_api.store.schema import (
-    LEAD_JSON_COLUMN,
-    leads,
     webhook_events,
     webhook_outbox,
     webhooks,
@@ -30,8 +30,6 @@ from leads_api.store.schema import (
 from leads_api.store.tenants import held_position, hold_organization
 from leads_api.store.unit_of_work import COPY_FROM_ROWS, LeadEvent, add_write_listener
 from leads_api.webhook_input import EVENT_TYPES, POSITION_STRIDE, EventType
-
-READ_CHUNK = 1_000  # lead ids per SELECT ... IN
 
 
 def record_events(conn: Connection, *, org_id: int, events: Sequence[LeadEvent]) -> int:
@@ -60,22 +58,11 @@ def record_events(conn: Connection, *, org_id: int, events: Sequence[LeadEvent])
         # holds this lock (its change position); taking it again costs nothing and keeps
         # the outbox right whoever calls it.
         hold_organization(conn, org_id=org_id)
-    objects = _lead_objects(conn, org_id=org_id, ids=[e.lead_id for e in wanted])
     now = now_ms()
     rows = [
-        (
-            org_id,
-            e.lead_id,
-            e.created,
-            not e.created and e.old_status != e.new_status,
-            objects[e.lead_id],
-            now,
-        )
+        (org_id, e.lead_id, e.created, not e.created and e.old_status != e.new_status, e.lead, now)
         for e in wanted
-        if e.lead_id in objects
     ]
-    if not rows:
-        return 0
     # This write's changes are the organization's rows past the newest seq so far: seqs
     # only grow, and no other write of the organization runs meanwhile (see above).
     after = conn.execute(sa.select(sa.func.max(webhook_events.c.seq))).scalar() or 0
@@ -111,23 +98,6 @@ def _reports(event_type: EventType, change: LeadEvent) -> bool:
     if event_type.when_column == "created":
         return change.created is event_type.when_value
     return (not change.created and change.old_status != change.new_status) is event_type.when_value
-
-
-def _lead_objects(conn: Connection, *, org_id: int, ids: Sequence[str]) -> dict[str, str]:
-    """Each lead's object as GET /api/leads/{id} returns it, as JSON text."""
-    found: dict[str, str] = {}
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), READ_CHUNK):
-        chunk = unique[start : start + READ_CHUNK]
-        found.update(
-            (lead_id, lead)
-            for lead_id, lead in conn.execute(
-                sa.select(leads.c.id, leads.c[LEAD_JSON_COLUMN]).where(
-                    leads.c.org_id == org_id, leads.c.id.in_(chunk)
-                )
-            )
-        )
-    return found
 
 
 def _fan_out(conn: Connection, *, org_id: int, event_type: EventType, after: int) -> None:

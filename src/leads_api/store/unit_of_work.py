@@ -17,7 +17,8 @@ the unit of work makes the derived state follow, in the write's own transaction:
    (`lead_json`, what the API answers for it);
 3. at the end (`flush`, done by `lead_writes` on leaving the block) every rollup moves by
    the rows removed and added, and the write listeners (the webhook outbox) are told which
-   leads were created or changed.
+   leads were created or changed, each with its object after the write; in a writer group
+   both wait for the group's end, so they are written once for all its writers.
 
 Nothing outside this module moves rollups, versions or positions.
 """
@@ -83,18 +84,31 @@ class LeadEvent:
     created: bool  # a new lead (POST, import); else an update (PATCH, import)
     old_status: str | None  # None when created
     new_status: str
+    lead: str  # the lead object after this write, as JSON text (lead.lead_json)
 
 
 # Called inside the write's transaction, after its lead rows are written and before commit,
-# once per unit of work with its events in the order the leads were written.
+# once per unit of work with its events in the order the leads were written; in a writer
+# group (store/write_groups.py), once per organization for all the group's writers that
+# succeeded, at the group's end (EVENT_SINK_OPTION).
 WriteListener = Callable[[Connection, int, Sequence[LeadEvent]], None]
 _LISTENERS: list[WriteListener] = []
+# A connection option: a dict (organization -> events) that takes the units of work's events
+# instead of the listeners, for whoever set it to hand on later (a writer group).
+EVENT_SINK_OPTION = "leads_event_sink"
+EventSink = dict[int, list[LeadEvent]]
 
 
 def add_write_listener(listener: WriteListener) -> None:
     """Tell `listener` about every unit of work from now on (in every transaction)."""
     if listener not in _LISTENERS:
         _LISTENERS.append(listener)
+
+
+def tell_listeners(conn: Connection, *, org_id: int, events: Sequence[LeadEvent]) -> None:
+    """Hand `events` of `org_id`'s leads to every write listener, on `conn`."""
+    for listener in _LISTENERS:
+        listener(conn, org_id, events)
 
 
 class LeadWrites:
@@ -142,7 +156,9 @@ class LeadWrites:
             )
         self._rollups.add(added=batch)
         if _LISTENERS:
-            self._events += [LeadEvent(r["id"], True, None, r["status"]) for r in batch]
+            self._events += [
+                LeadEvent(r["id"], True, None, r["status"], r[LEAD_JSON_COLUMN]) for r in batch
+            ]
         return len(batch)
 
     def replace(self, changes: Sequence[tuple[Row, Row]]) -> int:
@@ -165,7 +181,8 @@ class LeadWrites:
         self._rollups.add(removed=[old for old, _ in changes], added=[new for _, new in changes])
         if _LISTENERS:
             self._events += [
-                LeadEvent(new["id"], False, old["status"], new["status"]) for old, new in changes
+                LeadEvent(new["id"], False, old["status"], new["status"], p[LEAD_JSON_COLUMN])
+                for (old, new), p in zip(changes, params, strict=True)
             ]
         return len(changes)
 
@@ -191,15 +208,16 @@ class LeadWrites:
                     .returning(*_RETURNED)
                 ).mappings()
             )
+        objects = {i: lead_json(written[i]) for i in ids}
         self.conn.execute(
             _SET_LEAD_JSON,
-            [{"_org": self.org_id, "_id": i, "_json": lead_json(written[i])} for i in ids],
+            [{"_org": self.org_id, "_id": i, "_json": objects[i]} for i in ids],
         )
         after: list[Row] = [written[i] for i in ids]
         self._rollups.add(removed=matched, added=after)
         if _LISTENERS:
             self._events += [
-                LeadEvent(old["id"], False, old["status"], new["status"])
+                LeadEvent(old["id"], False, old["status"], new["status"], objects[old["id"]])
                 for old, new in zip(matched, after, strict=True)
             ]
         return after
@@ -210,8 +228,11 @@ class LeadWrites:
             return  # nothing was written
         self._rollups.flush(self.conn, org_id=self.org_id)
         events, self._events = self._events, []
-        for listener in _LISTENERS:
-            listener(self.conn, self.org_id, events)
+        sink: EventSink | None = self.conn.get_execution_options().get(EVENT_SINK_OPTION)
+        if sink is not None:
+            sink.setdefault(self.org_id, []).extend(events)
+        else:
+            tell_listeners(self.conn, org_id=self.org_id, events=events)
 
     def _next_ordinal(self) -> int:
         self._wrote = True

@@ -26,8 +26,10 @@ So, per lane, within one process (`WriteGroups`):
 - each writer runs in a SAVEPOINT, so a failing writer undoes only its own changes and
   its error reaches only its own caller (`Group.savepoint`: never released, a round trip
   saved per writer);
-- the rollups of the whole group move once, before its commit (`GroupRollups`): each
-  writer's moves join the group's only when the writer ends without an error;
+- the rollups of the whole group move once, and its webhook messages are written once,
+  before its commit (`GroupFlushes`): each writer's rollup moves and events (each lead's
+  object as that writer left it) join the group's only when the writer ends without an
+  error;
 - the group commits when nobody of the lane is waiting, or after GROUP_MAX writers or
   GROUP_MAX_MS, and every writer returns only after that commit: a write is acknowledged
   only once it is durable, and one flush serves the whole group.
@@ -55,36 +57,47 @@ from sqlalchemy.engine import Connection, Engine
 from leads_api.errors import ServiceUnavailable
 from leads_api.store.rollups import ROLLUP_SINK_OPTION, RollupChanges, RollupSink
 from leads_api.store.tenants import HELD_POSITION_OPTION, hold_position
+from leads_api.store.unit_of_work import EVENT_SINK_OPTION, EventSink, tell_listeners
 
 # How long a PostgreSQL writer waits for its turn before it gets a 503 (as for a connection).
 TURN_TIMEOUT_S = 10.0
 
 
-class GroupRollups:
-    """The rollup moves of a group's writers: each writer's own while it runs, joined to the
-    group's when the writer ends without an error, all written once before the group commits."""
+class GroupFlushes:
+    """What the units of work of a group's writers leave for the end (their rollup moves and
+    their events for the write listeners, the webhook outbox): each writer's own while it
+    runs, joined to the group's when the writer ends without an error, all written once
+    before the group commits. Each is then a few statements for the group, not per writer."""
 
     def __init__(self) -> None:
-        self.group: RollupSink = {}
+        self.rollups: RollupSink = {}
+        self.events: EventSink = {}
 
     @contextmanager
     def writer(self, conn: Connection) -> Iterator[None]:
-        """Collect the moves of one writer on `conn` (the units of work's flushes hand
-        them here instead of writing them); kept only if the block ends normally."""
-        own: RollupSink = {}
-        conn.execution_options(**{ROLLUP_SINK_OPTION: own})
+        """Collect what the units of work of one writer on `conn` flush (they hand it here
+        instead of writing it); kept only if the block ends normally."""
+        rollups: RollupSink = {}
+        events: EventSink = {}
+        conn.execution_options(**{ROLLUP_SINK_OPTION: rollups, EVENT_SINK_OPTION: events})
         try:
             yield
         finally:
-            conn.execution_options(**{ROLLUP_SINK_OPTION: None})
-        for org_id, changes in own.items():
-            self.group.setdefault(org_id, RollupChanges()).merge(changes)
+            conn.execution_options(**{ROLLUP_SINK_OPTION: None, EVENT_SINK_OPTION: None})
+        for org_id, changes in rollups.items():
+            self.rollups.setdefault(org_id, RollupChanges()).merge(changes)
+        for org_id, written in events.items():
+            self.events.setdefault(org_id, []).extend(written)
 
     def flush(self, conn: Connection) -> None:
-        """Write the group's moves (on `conn`, in the group's transaction, before commit)."""
-        for org_id in sorted(self.group):
-            self.group[org_id].flush(conn, org_id=org_id)
-        self.group.clear()
+        """Write the group's rollup moves and tell the listeners its events, in the order
+        its writers wrote (on `conn`, in the group's transaction, before commit)."""
+        for org_id in sorted(self.rollups):
+            self.rollups[org_id].flush(conn, org_id=org_id)
+        self.rollups.clear()
+        for org_id in sorted(self.events):
+            tell_listeners(conn, org_id=org_id, events=self.events[org_id])
+        self.events.clear()
 
 
 @dataclass
@@ -94,7 +107,7 @@ class Group:
     conn: Connection
     transaction: sa.RootTransaction
     release: Callable[[], None] = lambda: None  # after the connection closed: outer locks
-    rollups: GroupRollups = field(default_factory=GroupRollups)
+    flushes: GroupFlushes = field(default_factory=GroupFlushes)
     members: int = 0
     savepoints: int = 0
     opened: float = field(default_factory=time.monotonic)
@@ -156,7 +169,7 @@ class WriteGroups:
         conn = group.conn
         savepoint = group.savepoint()
         try:
-            with group.rollups.writer(conn):
+            with group.flushes.writer(conn):
                 yield conn
         except BaseException:
             with suppress(exc.DBAPIError):
@@ -187,7 +200,7 @@ class WriteGroups:
         turns.group = None
         try:
             if group.members:
-                group.rollups.flush(group.conn)
+                group.flushes.flush(group.conn)
                 group.transaction.commit()
                 self.commits += 1
             else:
