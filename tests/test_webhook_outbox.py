@@ -26,6 +26,7 @@ from leads_api.store.unit_of_work import insert_leads, lead_writes
 from leads_api.store.webhooks import create_webhook
 from leads_api.webhook_input import EVENT_TYPES
 from server import free_port
+from test_lead_objects import assert_stored_objects_are_built_ones
 from webhook_receiver import Receiver
 from webhook_support import create_lead, outbox_rows, patch_lead, stored_changes, subscribe
 
@@ -181,9 +182,10 @@ class Refused(Exception):
 def test_a_writer_group_writes_the_messages_of_its_writers_that_succeeded_each_as_it_left_the_lead(
     store: Store, make_org: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A group writes its writers' messages once, at its end (store/write_groups.py): those
-    of a writer that failed are gone with its savepoint, and each message holds the lead as
-    its own writer left it, not as the group's last writer did."""
+    """A group writes its writers' messages, and the objects of the leads they updated,
+    once, at its end (store/write_groups.py): those of a writer that failed are gone with
+    its savepoint, and each message holds the lead as its own writer left it, not as the
+    group's last writer did."""
     org = make_org()
     with store.write() as conn:
         hook, _ = create_webhook(conn, org_id=org.id, url="http://127.0.0.1:9/hook",
@@ -248,3 +250,5 @@ def test_a_writer_group_writes_the_messages_of_its_writers_that_succeeded_each_a
         (first["id"], "open"), (first["id"], "qualified"), (first["id"], "won"),
         (last["id"], "open"),
     ]
+    # The stored objects, written at the group's end too, are the last writer's.
+    assert_stored_objects_are_built_ones(store, org.id, 2)

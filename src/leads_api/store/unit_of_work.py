@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
@@ -90,25 +90,45 @@ class LeadEvent:
 # Called inside the write's transaction, after its lead rows are written and before commit,
 # once per unit of work with its events in the order the leads were written; in a writer
 # group (store/write_groups.py), once per organization for all the group's writers that
-# succeeded, at the group's end (EVENT_SINK_OPTION).
+# succeeded, at the group's end (see Deferred).
 WriteListener = Callable[[Connection, int, Sequence[LeadEvent]], None]
 _LISTENERS: list[WriteListener] = []
-# A connection option: a dict (organization -> events) that takes the units of work's events
-# instead of the listeners, for whoever set it to hand on later (a writer group).
-EVENT_SINK_OPTION = "leads_event_sink"
-EventSink = dict[int, list[LeadEvent]]
+# A connection option: a Deferred that takes what the units of work on the connection leave
+# for later, instead of their writing it at their flush (set by a writer group).
+DEFERRED_OPTION = "leads_deferred"
+
+
+@dataclass
+class Deferred:
+    """What a unit of work writes last: the stored objects of the leads its update()s wrote
+    (SQL computed some of their values, so they go in by a statement of their own), and its
+    events for the write listeners. A unit of work writes its own at its flush; in a writer
+    group each writer's join the group's when it ends without an error, and the group
+    writes them all at once before its commit: a statement or two for the group, where
+    each writer would have spent its own while the others waited for their turn."""
+
+    objects: list[dict[str, Any]] = field(default_factory=list)  # _SET_LEAD_JSON's, in order
+    events: dict[int, list[LeadEvent]] = field(default_factory=dict)  # by organization
+
+    def merge(self, other: Deferred) -> None:
+        self.objects += other.objects
+        for org_id, events in other.events.items():
+            self.events.setdefault(org_id, []).extend(events)
+
+    def write(self, conn: Connection) -> None:
+        """On `conn`, in its open transaction; then empty."""
+        if self.objects:
+            conn.execute(_SET_LEAD_JSON, self.objects)
+        for org_id in sorted(self.events):
+            for listener in _LISTENERS:
+                listener(conn, org_id, self.events[org_id])
+        self.objects, self.events = [], {}
 
 
 def add_write_listener(listener: WriteListener) -> None:
     """Tell `listener` about every unit of work from now on (in every transaction)."""
     if listener not in _LISTENERS:
         _LISTENERS.append(listener)
-
-
-def tell_listeners(conn: Connection, *, org_id: int, events: Sequence[LeadEvent]) -> None:
-    """Hand `events` of `org_id`'s leads to every write listener, on `conn`."""
-    for listener in _LISTENERS:
-        listener(conn, org_id, events)
 
 
 class LeadWrites:
@@ -122,6 +142,7 @@ class LeadWrites:
         self._ordinals = itertools.count() if held is None else held.ordinals  # change_ord
         self._wrote = False
         self._rollups = RollupChanges()
+        self._objects: list[dict[str, Any]] = []  # lead_json of the rows update() wrote
         self._events: list[LeadEvent] = []
 
     @property
@@ -190,7 +211,8 @@ class LeadWrites:
         """Apply `values` (column -> value or SQL expression over the row) to the `matched`
         leads (their ids and ROLLUP_COLUMNS as stored, locked by the caller after `lock()`).
         The rollups and the rendered objects follow what the database wrote, read back with
-        RETURNING (the objects are written by a second statement: SQL cannot render them)."""
+        RETURNING (the objects are written at the flush, by a statement of their own: SQL
+        cannot render them; see Deferred)."""
         if not matched:
             return []
         ids = [row["id"] for row in matched]
@@ -209,10 +231,7 @@ class LeadWrites:
                 ).mappings()
             )
         objects = {i: lead_json(written[i]) for i in ids}
-        self.conn.execute(
-            _SET_LEAD_JSON,
-            [{"_org": self.org_id, "_id": i, "_json": objects[i]} for i in ids],
-        )
+        self._objects += [{"_org": self.org_id, "_id": i, "_json": objects[i]} for i in ids]
         after: list[Row] = [written[i] for i in ids]
         self._rollups.add(removed=matched, added=after)
         if _LISTENERS:
@@ -227,12 +246,13 @@ class LeadWrites:
         if not self._wrote:
             return  # nothing was written
         self._rollups.flush(self.conn, org_id=self.org_id)
-        events, self._events = self._events, []
-        sink: EventSink | None = self.conn.get_execution_options().get(EVENT_SINK_OPTION)
+        deferred = Deferred(self._objects, {self.org_id: self._events} if self._events else {})
+        self._objects, self._events = [], []
+        sink: Deferred | None = self.conn.get_execution_options().get(DEFERRED_OPTION)
         if sink is not None:
-            sink.setdefault(self.org_id, []).extend(events)
+            sink.merge(deferred)
         else:
-            tell_listeners(self.conn, org_id=self.org_id, events=events)
+            deferred.write(self.conn)
 
     def _next_ordinal(self) -> int:
         self._wrote = True

@@ -26,10 +26,11 @@ So, per lane, within one process (`WriteGroups`):
 - each writer runs in a SAVEPOINT, so a failing writer undoes only its own changes and
   its error reaches only its own caller (`Group.savepoint`: never released, a round trip
   saved per writer);
-- the rollups of the whole group move once, and its webhook messages are written once,
-  before its commit (`GroupFlushes`): each writer's rollup moves and events (each lead's
-  object as that writer left it) join the group's only when the writer ends without an
-  error;
+- the rollups of the whole group move once, and the stored objects of the leads its
+  PATCHes wrote and its webhook messages are written once, before its commit
+  (`GroupFlushes`, `unit_of_work.Deferred`): each writer's rollup moves, objects and
+  events (each lead's object as that writer left it) join the group's only when the
+  writer ends without an error;
 - the group commits when nobody of the lane is waiting, or after GROUP_MAX writers or
   GROUP_MAX_MS, and every writer returns only after that commit: a write is acknowledged
   only once it is durable, and one flush serves the whole group.
@@ -57,7 +58,7 @@ from sqlalchemy.engine import Connection, Engine
 from leads_api.errors import ServiceUnavailable
 from leads_api.store.rollups import ROLLUP_SINK_OPTION, RollupChanges, RollupSink
 from leads_api.store.tenants import HELD_POSITION_OPTION, hold_position
-from leads_api.store.unit_of_work import EVENT_SINK_OPTION, EventSink, tell_listeners
+from leads_api.store.unit_of_work import DEFERRED_OPTION, Deferred
 
 # How long a PostgreSQL writer waits for its turn before it gets a 503 (as for a connection).
 TURN_TIMEOUT_S = 10.0
@@ -71,33 +72,30 @@ class GroupFlushes:
 
     def __init__(self) -> None:
         self.rollups: RollupSink = {}
-        self.events: EventSink = {}
+        self.deferred = Deferred()
 
     @contextmanager
     def writer(self, conn: Connection) -> Iterator[None]:
         """Collect what the units of work of one writer on `conn` flush (they hand it here
         instead of writing it); kept only if the block ends normally."""
         rollups: RollupSink = {}
-        events: EventSink = {}
-        conn.execution_options(**{ROLLUP_SINK_OPTION: rollups, EVENT_SINK_OPTION: events})
+        deferred = Deferred()
+        conn.execution_options(**{ROLLUP_SINK_OPTION: rollups, DEFERRED_OPTION: deferred})
         try:
             yield
         finally:
-            conn.execution_options(**{ROLLUP_SINK_OPTION: None, EVENT_SINK_OPTION: None})
+            conn.execution_options(**{ROLLUP_SINK_OPTION: None, DEFERRED_OPTION: None})
         for org_id, changes in rollups.items():
             self.rollups.setdefault(org_id, RollupChanges()).merge(changes)
-        for org_id, written in events.items():
-            self.events.setdefault(org_id, []).extend(written)
+        self.deferred.merge(deferred)
 
     def flush(self, conn: Connection) -> None:
-        """Write the group's rollup moves and tell the listeners its events, in the order
-        its writers wrote (on `conn`, in the group's transaction, before commit)."""
+        """Write the group's rollup moves, its updated leads' objects and its events, in the
+        order its writers wrote (on `conn`, in the group's transaction, before commit)."""
         for org_id in sorted(self.rollups):
             self.rollups[org_id].flush(conn, org_id=org_id)
         self.rollups.clear()
-        for org_id in sorted(self.events):
-            tell_listeners(conn, org_id=org_id, events=self.events[org_id])
-        self.events.clear()
+        self.deferred.write(conn)
 
 
 @dataclass
