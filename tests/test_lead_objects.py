@@ -23,7 +23,7 @@ from leads_api.store import Store
 from leads_api.store.schema import LEAD_JSON_COLUMN, leads
 from leads_api.store.sql import columns_for
 from leads_api.store.tenants import Organization
-from leads_api.store.unit_of_work import COPY_FROM_ROWS
+from leads_api.store.unit_of_work import COPY_FROM_ROWS, insert_leads
 
 
 def stored_and_built(store: Store, org_id: int) -> dict[str, tuple[str | None, bytes]]:
@@ -135,3 +135,31 @@ def test_a_whole_page_and_a_chosen_fields_page_show_the_same_lead(
     names = ",".join(f.name for f in LEAD_FIELDS[::-1])  # every field, in another order
     chosen = client.get(f"/api/leads?fields={names}").json()["data"][0]
     assert whole == chosen and whole["value"] == 10.5 and whole["ad_storage"] is True
+
+
+def test_a_lead_written_without_its_object_is_still_answered_whole(
+    store: Store, org: Organization, client: TestClient, cli: Cli, tmp_path: Path,
+    add_leads: Any,
+) -> None:
+    """A process of a version before the column, still running after the upgrade (a
+    rolling upgrade), writes leads without their objects: every read renders them."""
+    add_leads({"name": "Rendered"})
+    old = lead_row(name="Written by an older version", value_cents=1999, ad_storage=True,
+                   created_at=1_767_225_600_000 - 86_400_000)  # after the other, newest first
+    with store.write() as conn:
+        insert_leads(conn, org_id=org.id, rows=[old])
+        conn.execute(sa.update(leads).where(leads.c.id == old["id"])
+                     .values({LEAD_JSON_COLUMN: None}))
+    one = client.get(f"/api/leads/{old['id']}").json()["data"]
+    assert one["value"] == 19.99
+    after_first = client.get("/api/leads?limit=1").json()["meta"]["pagination"]["nextCursor"]
+    paths = ("/api/leads", "/api/leads/changes", "/api/leads?search=older",
+             f"/api/leads?cursor={after_first}")
+    for path in paths:
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.text)
+        assert one in response.json()["data"], path
+    out = tmp_path / "all.jsonl"
+    cli.ok("export", "--org", org.name, "-o", out)
+    assert one in [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert stored_and_built(store, org.id)[old["id"]][0] is None  # a read writes nothing

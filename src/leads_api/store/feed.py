@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import ChangesQuery, FeedPosition, LegacyFeedPosition
+from leads_api.store.lead_objects import completed
 from leads_api.store.schema import CHANGE_ORD_COLUMN, CHANGE_SEQ_COLUMN, leads
 from leads_api.store.sql import lead_columns, where_clause
 
@@ -34,7 +35,7 @@ _ORD = leads.c[CHANGE_ORD_COLUMN]
 @dataclass(frozen=True)
 class ChangesPage:
     fields: tuple[Field, ...]
-    rows: list[Sequence[Any]]  # each the `fields`' columns, or (its stored object) if `whole`
+    rows: list[Sequence[Any]]  # each the `fields`' columns, or (stored object, id) if `whole`
     next: FeedPosition  # after the last lead of the page (`since` when there is none)
     more: bool  # more changes follow
 
@@ -64,6 +65,8 @@ def changed_leads(conn: Connection, *, org_id: int, query: ChangesQuery) -> Chan
     rows: list[Sequence[Any]] = list(conn.execute(statement).all())
     more = len(rows) > filters.limit
     rows = rows[: filters.limit]
+    if fields == LEAD_FIELDS:
+        rows = completed(conn, org_id=org_id, rows=rows)
     last = FeedPosition(int(rows[-1][-2]), int(rows[-1][-1])) if rows else since
     return ChangesPage(fields, [row[:-2] for row in rows], last, more)
 

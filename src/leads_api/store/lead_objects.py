@@ -1,9 +1,17 @@
-"""Rendering the stored lead objects that are missing: after a migration added the column
-or changed the lead object (store/schema.py LEAD_JSON_COLUMN). Every write renders its own
-leads (store/unit_of_work.py); this only serves leads stored before.
+"""Rendering the stored lead objects that are missing (store/schema.py LEAD_JSON_COLUMN).
+Every write renders its own leads (store/unit_of_work.py); these serve the others:
+
+- `render_missing`: after a migration added the column or changed the lead object, every
+  lead stored before, at the end of the upgrade;
+- `completed`: at read time, a lead written after the upgrade by a process of an older
+  version, one that knows nothing of the column and was not restarted yet (a rolling
+  upgrade on PostgreSQL). Rare, so it costs one query when it happens and nothing else.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -49,3 +57,21 @@ def render_missing(conn: Connection, *, org_id: int) -> int:
         )
         done += len(rows)
         after = rows[-1].id
+
+
+def completed(
+    conn: Connection, *, org_id: int, rows: Sequence[Sequence[Any]]
+) -> list[Sequence[Any]]:
+    """Rows of whole leads as sql.lead_columns reads them (stored object, id, then anything
+    else), each with its object: one that is missing is rendered from the lead's columns
+    (and not stored: a read writes nothing)."""
+    missing = [row[1] for row in rows if row[0] is None]
+    if not missing:
+        return list(rows)
+    rendered = {
+        row.id: lead_json(row._mapping)
+        for row in conn.execute(
+            sa.select(*_COLUMNS).where(leads.c.org_id == org_id, leads.c.id.in_(missing))
+        )
+    }
+    return [row if row[0] is not None else (rendered[row[1]], *row[1:]) for row in rows]

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import Keyset, ListQuery
 from leads_api.store.counts import count_leads
+from leads_api.store.lead_objects import completed
 from leads_api.store.schema import leads
 from leads_api.store.sql import (
     columns_for,
@@ -34,7 +35,7 @@ DEFERRED_JOIN_OFFSET = 1_000
 @dataclass(frozen=True)
 class Page:
     fields: tuple[Field, ...]  # the columns of each row, in lead-object order
-    rows: list[Sequence[Any]]  # each the `fields`' columns, or (its stored object) if `whole`
+    rows: list[Sequence[Any]]  # each the `fields`' columns, or (stored object, id) if `whole`
     total: int
     more: bool = False  # leads follow this page (in the query's order)
     next_after: Keyset | None = None  # where the page after this one starts, if `more`
@@ -79,7 +80,7 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
             .where(leads.c.org_id == org_id)
             .order_by(*order_by(query))
         )
-    rows = list(conn.execute(statement).all())
+    rows = _read(conn, statement, org_id=org_id, fields=fields)
     return _page(fields, query, rows, total, more=query.offset + len(rows) < total)
 
 
@@ -98,8 +99,16 @@ def _cursor_page(
         .limit(query.limit + 1),  # one more: whether another page follows
         query,
     )
-    rows = list(conn.execute(statement).all())
+    rows = _read(conn, statement, org_id=org_id, fields=fields)
     return _page(fields, query, rows[: query.limit], total, more=len(rows) > query.limit)
+
+
+def _read(
+    conn: Connection, statement: sa.Select[Any], *, org_id: int, fields: tuple[Field, ...]
+) -> list[Sequence[Any]]:
+    """A page's rows (lead_columns(fields), then anything else the statement selects)."""
+    rows: list[Sequence[Any]] = list(conn.execute(statement).all())
+    return completed(conn, org_id=org_id, rows=rows) if fields == LEAD_FIELDS else rows
 
 
 def _selected(fields: tuple[Field, ...], query: ListQuery) -> list[Any]:
@@ -160,7 +169,7 @@ def _searched_page(
         .where(leads.c.org_id == org_id)
         .order_by(*order_by(query))
     )
-    rows: list[Sequence[Any]] = list(conn.execute(statement).all())
+    rows = _read(conn, statement, org_id=org_id, fields=fields)
     if rows:
         total = int(rows[0][-1])
         more = query.offset + len(rows) < total
@@ -189,7 +198,11 @@ def iter_leads(
     result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(
         statement
     )
-    yield from result
+    if not stored:
+        yield from result
+        return
+    for row in result:
+        yield row if row[0] is not None else completed(conn, org_id=org_id, rows=[row])[0]
 
 
 def get_lead(

@@ -108,9 +108,10 @@ def columns_for(fields: Sequence[Field]) -> list[sa.Column[object]]:
 
 def lead_columns(fields: Sequence[Field]) -> list[sa.Column[object]]:
     """What a page of leads reads: the stored object when it shows every field (one text
-    to pass on, nothing to convert or encode again), else the fields' own columns."""
+    to pass on, nothing to convert or encode again) and the lead's id (to render an object
+    that is missing, lead_objects.completed), else the fields' own columns."""
     if tuple(fields) == LEAD_FIELDS:
-        return [leads.c[LEAD_JSON_COLUMN]]
+        return [leads.c[LEAD_JSON_COLUMN], leads.c.id]
     return columns_for(fields)
 
 
