@@ -627,6 +627,24 @@ def run_soak(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_backend_command(commands: Any, name: str, *, help: str, rows: int, label: str,
+                         workdir: str, pg_url: str) -> argparse.ArgumentParser:
+    """A one-backend command's parser (writes, follow) with the arguments they share."""
+    command: argparse.ArgumentParser = commands.add_parser(name, help=help)
+    command.add_argument("--backend", choices=("sqlite", "postgres"), required=True)
+    command.add_argument("--rows", type=int, default=rows, help=f"leads loaded first "
+                         f"({rows:,}; the largest organization gets 60 %%)")
+    command.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                         help="leads-api serve --workers (default: the CPU count)")
+    command.add_argument("--seed", type=int, default=1)
+    command.add_argument("--label", default=label)
+    command.add_argument("--out", type=Path,
+                         help=f"result JSON (default bench/results/{name}/BACKEND.json)")
+    command.add_argument("--workdir", type=Path, default=Path(workdir))
+    command.add_argument("--pg-url", default=pg_url)
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -694,33 +712,17 @@ def main(argv: list[str] | None = None) -> int:
     soak_p.add_argument("--pg-url", default=os.environ.get("BENCH_SOAK_PG_URL", SOAK_PG_URL))
     soak_p.add_argument("--skip-load", action="store_true",
                         help="soak the database as the last soak left it")
-    writes_p = commands.add_parser("writes", help="creates and PATCHes over HTTP on one backend")
-    writes_p.add_argument("--backend", choices=("sqlite", "postgres"), required=True)
-    writes_p.add_argument("--rows", type=int, default=100_000,
-                          help="leads loaded first (100,000; the largest organization gets 60 %%)")
+    writes_p = _one_backend_command(
+        commands, "writes", help="creates and PATCHes over HTTP on one backend",
+        rows=100_000, label="Writes", workdir="/tmp/leads-bench-writes",
+        pg_url=os.environ.get("BENCH_WRITES_PG_URL", WRITES_PG_URL))
     writes_p.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
     writes_p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
-    writes_p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                          help="leads-api serve --workers (default: the CPU count)")
-    writes_p.add_argument("--seed", type=int, default=1)
-    writes_p.add_argument("--label", default="Writes")
-    writes_p.add_argument("--out", type=Path, help="result JSON (default "
-                          "bench/results/writes/BACKEND.json)")
-    writes_p.add_argument("--workdir", type=Path, default=Path("/tmp/leads-bench-writes"))
-    writes_p.add_argument("--pg-url", default=os.environ.get("BENCH_WRITES_PG_URL", WRITES_PG_URL))
-    follow_p = commands.add_parser("follow", help="feed walks and export on one backend")
-    follow_p.add_argument("--backend", choices=("sqlite", "postgres"), required=True)
-    follow_p.add_argument("--rows", type=int, default=200_000,
-                          help="leads loaded first (200,000; the largest organization gets 60 %%)")
+    follow_p = _one_backend_command(
+        commands, "follow", help="feed walks and export on one backend",
+        rows=200_000, label="Following", workdir="/tmp/leads-bench-follow",
+        pg_url=os.environ.get("BENCH_WRITES_PG_URL", WRITES_PG_URL))
     follow_p.add_argument("--rounds", type=int, default=3, help="feed walks, one after another (3)")
-    follow_p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                          help="leads-api serve --workers (default: the CPU count)")
-    follow_p.add_argument("--seed", type=int, default=1)
-    follow_p.add_argument("--label", default="Following")
-    follow_p.add_argument("--out", type=Path, help="result JSON (default "
-                          "bench/results/follow/BACKEND.json)")
-    follow_p.add_argument("--workdir", type=Path, default=Path("/tmp/leads-bench-follow"))
-    follow_p.add_argument("--pg-url", default=os.environ.get("BENCH_WRITES_PG_URL", WRITES_PG_URL))
     protocol_p = commands.add_parser("protocol", help="what the HTTP limits cost (uvicorn)")
     protocol_p.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
     protocol_p.add_argument("--rounds", type=int, default=2, help="rounds of both (2)")

@@ -84,11 +84,11 @@ def measure(workdir: Path, *, duration: int, rounds: int, say: Any) -> dict[str,
     summary = {}
     for label, by_protocol in runs.items():
         best = {name: max(r["req_s"] for r in results) for name, results in by_protocol.items()}
-        cpu = {name: min(r["server_cpu_us"] for r in results)
-               for name, results in by_protocol.items()}
+        cpu_us = {name: min(r["server_cpu_us"] for r in results)
+                  for name, results in by_protocol.items()}
         summary[label] = {
             **{f"{name}_req_s": rate for name, rate in best.items()},
-            **{f"{name}_cpu_us": us for name, us in cpu.items()},
-            "cpu_cost_pct": round(100 * (cpu["limited"] / cpu["stock"] - 1), 1),
+            **{f"{name}_cpu_us": us for name, us in cpu_us.items()},
+            "cpu_cost_pct": round(100 * (cpu_us["limited"] / cpu_us["stock"] - 1), 1),
         }
     return {"duration_s": duration, "rounds": rounds, "summary": summary, "runs": runs}
