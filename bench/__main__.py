@@ -408,7 +408,7 @@ def _follow(args: argparse.Namespace, target: load.Target, data: Dataset, cli: s
         walk = follow.feed_walk(server.base, key, data.largest.leads)
         say(f"feed walk: {walk['leads']:,} leads in {walk['seconds']} s "
             f"({walk['leads_per_s']:,} leads/s)")
-        polls = follow.conditional_polls(server.base, key, args.duration, args.connections)
+        polls = follow.conditional_polls(server, key, args.duration, args.connections)
         say("polls: " + ", ".join(f"{name} {p['cached_200']['req_s']} -> "
                                   f"{p['not_modified_304']['req_s']} req/s (304)"
                                   for name, p in polls.items()))
@@ -570,8 +570,9 @@ def run_writes(args: argparse.Namespace) -> int:
 
 def run_follow(args: argparse.Namespace) -> int:
     """Following changes alone: walks of the change feed through the largest organization
-    (issue 9: >= 50,000 leads/s at limit=1000) and its export with the export floor beside
-    it, on a fresh load of --rows: quicker than a whole run, for comparing commits."""
+    (issue 9: >= 50,000 leads/s at limit=1000), its export with the export floor beside
+    it, and the 304 polls against cached 200s, on a fresh load of --rows: quicker than a
+    whole run, for comparing commits."""
     run = _one_backend(args, rounds=args.rounds)
     if run is None:
         return 2
@@ -589,7 +590,14 @@ def run_follow(args: argparse.Namespace) -> int:
             say(f"feed walk {n + 1}: {walk['leads']:,} leads in {walk['seconds']} s "
                 f"({walk['leads_per_s']:,} leads/s, the client parsing {walk['client_parse_s']} s)")
             walks.append(walk)
+        polls = follow.conditional_polls(server, key, args.duration, args.connections)
+        say("polls: " + ", ".join(f"{name} {p['cached_200']['req_s']} -> "
+                                  f"{p['not_modified_304']['req_s']} req/s (304), server CPU "
+                                  f"{p['server_cpu_us']['cached_200']} -> "
+                                  f"{p['server_cpu_us']['not_modified_304']} us an answer"
+                                  for name, p in polls.items()))
     result["feed_walks"] = walks
+    result["conditional"] = polls
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     say(f"wrote {args.out}")
@@ -723,6 +731,9 @@ def main(argv: list[str] | None = None) -> int:
         rows=200_000, label="Following", workdir="/tmp/leads-bench-follow",
         pg_url=os.environ.get("BENCH_WRITES_PG_URL", WRITES_PG_URL))
     follow_p.add_argument("--rounds", type=int, default=3, help="feed walks, one after another (3)")
+    follow_p.add_argument("--duration", type=int, default=10,
+                          help="seconds per run of the 304 polls (10)")
+    follow_p.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     protocol_p = commands.add_parser("protocol", help="what the HTTP limits cost (uvicorn)")
     protocol_p.add_argument("--duration", type=int, default=10, help="seconds per run (10)")
     protocol_p.add_argument("--rounds", type=int, default=2, help="rounds of both (2)")
@@ -745,7 +756,6 @@ def main(argv: list[str] | None = None) -> int:
         return run_writes(args)
     if args.command == "follow":
         args.out = args.out or Path("bench/results/follow") / f"{args.backend}.json"
-        args.duration = args.connections = None  # not used: one client walks
         return run_follow(args)
     if args.command == "soak":
         args.out = args.out or Path("bench/results/soak") / f"{args.backend}.json"

@@ -106,11 +106,15 @@ def deep_cursor(cli: str, env: dict[str, str], workers: int, log: Path, key: str
     return results
 
 
-def conditional_polls(base: str, key: str, duration: int, connections: int,
+def conditional_polls(server: bench_http.Server, key: str, duration: int, connections: int,
                       rounds: int = 3) -> dict[str, Any]:
     """Cached 200s against 304s, on the feed's tip and on page 1: `rounds` runs of each,
     alternated, and the median run of each side reported (one run each was within the
-    machine's drift of the other)."""
+    machine's drift of the other). Each run also records the server's CPU time per answer
+    (`server_cpu_us`): wrk, the server and the database share this machine's CPUs, so the
+    rate of two paths that cost about the same drifts with whatever else runs, while the
+    server's own work per answer holds steady."""
+    base = server.base
     get = _getter(base, key)
     since = ""
     while True:  # the tip: follow the feed to its end (few pages: it is read already)
@@ -137,12 +141,21 @@ def conditional_polls(base: str, key: str, duration: int, connections: int,
             sides = ["cached_200", "not_modified_304"]
             for side in sides if round_ % 2 == 0 else sides[::-1]:
                 headers = {"If-None-Match": tag} if side == "not_modified_304" else None
-                runs[side].append(bench_http.run_wrk(base + path, key, duration=duration,
-                                                     connections=connections, headers=headers))
+                cpu_before = bench_http.server_cpu_seconds(server)
+                run = bench_http.run_wrk(base + path, key, duration=duration,
+                                         connections=connections, headers=headers)
+                cpu = bench_http.server_cpu_seconds(server) - cpu_before
+                run["server_cpu_us"] = round(cpu / max(1, run["requests"]) * 1e6, 1)
+                runs[side].append(run)
         cached, not_modified = (_median_run(runs[side]) for side in runs)
+        cpu_us = {side: sorted(r["server_cpu_us"] for r in rs)[len(rs) // 2]
+                  for side, rs in runs.items()}
         results[name] = {"cached_200": cached, "not_modified_304": not_modified,
                          "speedup": round(not_modified["req_s"] / cached["req_s"], 3),
-                         "rounds": {side: [r["req_s"] for r in rs] for side, rs in runs.items()}}
+                         "server_cpu_us": cpu_us,
+                         "rounds": {side: [r["req_s"] for r in rs] for side, rs in runs.items()},
+                         "rounds_server_cpu_us": {side: [r["server_cpu_us"] for r in rs]
+                                                  for side, rs in runs.items()}}
     return results
 
 

@@ -109,6 +109,11 @@ def get(base: str, path: str, key: str) -> tuple[int, dict[str, Any], float]:
     return status, json.loads(body), time.perf_counter() - start
 
 
+def server_cpu_seconds(server: Server) -> float:
+    """CPU time the server (its process group: every worker) has used so far."""
+    return _group_cpu_seconds(server.process.pid)
+
+
 def _group_cpu_seconds(pgid: int) -> float:
     """CPU time used so far by every process in a process group (the server and workers)."""
     ticks = 0
