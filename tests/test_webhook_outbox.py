@@ -18,11 +18,11 @@ from starlette.testclient import TestClient
 
 from cli_support import Cli
 from conftest import lead_row
-from leads_api.store import Store
+from leads_api.store import Store, unit_of_work
 from leads_api.store.rollups import ROLLUP_COLUMNS
 from leads_api.store.schema import leads
 from leads_api.store.tenants import Organization
-from leads_api.store.unit_of_work import insert_leads, lead_writes
+from leads_api.store.unit_of_work import UPDATE_CHUNK_ROWS, insert_leads, lead_writes
 from leads_api.store.webhooks import create_webhook
 from leads_api.webhook_input import EVENT_TYPES
 from server import free_port
@@ -185,11 +185,16 @@ def test_a_writer_group_writes_the_messages_of_its_writers_that_succeeded_each_a
     """A group writes its writers' messages, and the objects of the leads they updated,
     once, at its end (store/write_groups.py): those of a writer that failed are gone with
     its savepoint, and each message holds the lead as its own writer left it, not as the
-    group's last writer did."""
+    group's last writer did. A PATCH of many leads writes their objects at once, each
+    only onto the row version it was rendered from, so an earlier writer's object of one
+    of them, written at the group's end, cannot overwrite it."""
     org = make_org()
+    others = [lead_row(name=f"Other {n}") for n in range(UPDATE_CHUNK_ROWS + 50)]
     with store.write() as conn:
         hook, _ = create_webhook(conn, org_id=org.id, url="http://127.0.0.1:9/hook",
                                  events=[t.name for t in EVENT_TYPES], description=None)
+        insert_leads(conn, org_id=org.id, rows=others)
+    other_ids = {r["id"] for r in others}
     groups = store._groups
     assert groups is not None
     monkeypatch.setattr(groups, "GROUP_MAX_MS", 60_000)  # the first writer waits long
@@ -203,14 +208,15 @@ def test_a_writer_group_writes_the_messages_of_its_writers_that_succeeded_each_a
             release.wait(10)  # the others queue behind this writer meanwhile
             insert_leads(conn, org_id=org.id, rows=[first])
 
-    def set_status(status: str) -> None:
+    def set_status(status: str, ids: list[str]) -> None:
         with store.write(org_id=org.id) as conn, lead_writes(conn, org_id=org.id) as writes:
             writes.lock()
             matched = conn.execute(
                 sa.select(leads.c.id, *(leads.c[c] for c in ROLLUP_COLUMNS))
-                .where(leads.c.org_id == org.id, leads.c.id == first["id"])
+                .where(leads.c.org_id == org.id, leads.c.id.in_(ids))
             ).mappings().all()
-            writes.update([dict(m) for m in matched], {"status": status})
+            writes.update(sorted((dict(m) for m in matched), key=lambda m: m["id"] != ids[0]),
+                          {"status": status})
 
     def create_refused() -> None:
         with store.write(org_id=org.id) as conn:
@@ -221,7 +227,8 @@ def test_a_writer_group_writes_the_messages_of_its_writers_that_succeeded_each_a
         with store.write(org_id=org.id) as conn:
             insert_leads(conn, org_id=org.id, rows=[last])
 
-    queued = [lambda: set_status("qualified"), create_refused, lambda: set_status("won"),
+    queued = [lambda: set_status("qualified", [first["id"]]), create_refused,
+              lambda: set_status("won", [first["id"], *other_ids]),  # at once: many
               create_last]
     with ThreadPoolExecutor(len(queued) + 1) as pool:
         futures = [pool.submit(create_first)]
@@ -235,7 +242,7 @@ def test_a_writer_group_writes_the_messages_of_its_writers_that_succeeded_each_a
             with suppress(Refused):
                 future.result(timeout=30)
     assert groups.commits - commits_before == 1  # one group
-    assert outbox_rows(store, hook.id) == [
+    assert [m for m in outbox_rows(store, hook.id) if m[1] not in other_ids] == [
         ("lead.created", first["id"]),
         ("lead.updated", first["id"]), ("lead.status_changed", first["id"]),
         ("lead.updated", first["id"]), ("lead.status_changed", first["id"]),
@@ -246,9 +253,33 @@ def test_a_writer_group_writes_the_messages_of_its_writers_that_succeeded_each_a
             sa.text("SELECT lead FROM webhook_events WHERE org_id = :o ORDER BY seq"),
             {"o": org.id},
         ).scalars().all()
-    assert [(o["id"], o["status"]) for o in map(orjson.loads, objects)] == [
+    assert [(o["id"], o["status"]) for o in map(orjson.loads, objects)
+            if o["id"] not in other_ids] == [
         (first["id"], "open"), (first["id"], "qualified"), (first["id"], "won"),
         (last["id"], "open"),
     ]
     # The stored objects, written at the group's end too, are the last writer's.
-    assert_stored_objects_are_built_ones(store, org.id, 2)
+    assert_stored_objects_are_built_ones(store, org.id, 2 + len(others))
+
+
+def test_a_long_unit_of_work_hands_its_events_on_in_runs_and_loses_none(
+    store: Store, make_org: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a writer group (an import), events go to the outbox in runs of EVENT_CHUNK
+    before the flush, so an import's objects are not all held to its end: every message is
+    there, in the order the leads were written."""
+    monkeypatch.setattr(unit_of_work, "EVENT_CHUNK", 4)
+    org = make_org()
+    with store.write() as conn:
+        hook, _ = create_webhook(conn, org_id=org.id, url="http://127.0.0.1:9/hook",
+                                 events=[t.name for t in EVENT_TYPES], description=None)
+    rows = [lead_row(name=f"Imported {n}") for n in range(11)]
+    stored_before_the_flush = []
+    count = sa.text("SELECT count(*) FROM webhook_events WHERE org_id = :o")
+    with store.bulk_write() as conn, lead_writes(conn, org_id=org.id) as writes:
+        for start in range(0, len(rows), 3):
+            writes.insert(rows[start : start + 3])
+            stored_before_the_flush.append(conn.execute(count, {"o": org.id}).scalar_one())
+    # 3 written: 3 wait; 6: a run of 6 goes; 9: 3 wait; 11: a run of 5 goes
+    assert stored_before_the_flush == [0, 6, 6, 11]
+    assert outbox_rows(store, hook.id) == [("lead.created", r["id"]) for r in rows]

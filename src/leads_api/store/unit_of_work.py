@@ -55,14 +55,26 @@ _INSERT = f"INSERT INTO {leads.name} ({', '.join(_LEAD_COLUMNS)}) VALUES ({{mark
 _row_values = itemgetter(*_LEAD_COLUMNS)  # a row's values in column order, at C speed
 # Everything a rewrite may set: the lead's columns but its id and organization.
 _SET_COLUMNS = tuple(c for c in _LEAD_COLUMNS if c not in ("id", "org_id"))
-# What an update() reads back of the rows it wrote: every field (to render the objects) and
-# what the rollups group by.
+# What an update() reads back of the rows it wrote: every field (to render the objects),
+# what the rollups group by, and the place it stamped (which its objects are written for).
+_KEPT = ("id", *ROLLUP_COLUMNS)  # what it keeps of them after rendering
 _RETURNED = tuple(
-    leads.c[c] for c in dict.fromkeys([*(f.column for f in LEAD_FIELDS), *ROLLUP_COLUMNS])
+    leads.c[c]
+    for c in dict.fromkeys(
+        [*(f.column for f in LEAD_FIELDS), *_KEPT, CHANGE_SEQ_COLUMN, CHANGE_ORD_COLUMN]
+    )
 )
+# An update()'s objects, written after it: each only onto the version of the row it was
+# rendered from (the row's change position and ordinal still the ones that update stamped),
+# so whichever order objects of one lead are written in, a later write's wins.
 _SET_LEAD_JSON = (
     leads.update()
-    .where(leads.c.org_id == sa.bindparam("_org"), leads.c.id == sa.bindparam("_id"))
+    .where(
+        leads.c.org_id == sa.bindparam("_org"),
+        leads.c.id == sa.bindparam("_id"),
+        leads.c[CHANGE_SEQ_COLUMN] == sa.bindparam("_seq"),
+        leads.c[CHANGE_ORD_COLUMN] == sa.bindparam("_ord"),
+    )
     .values({LEAD_JSON_COLUMN: sa.bindparam("_json")})
 )
 # From this many rows on, PostgreSQL gets them by COPY: a few times quicker than INSERTs.
@@ -70,6 +82,8 @@ COPY_FROM_ROWS = 100
 # An update() stamps its rows' ordinals with one CASE over their ids per this many rows
 # (SQLite tries a CASE's branches in turn, so a long one would cost rows x branches).
 UPDATE_CHUNK_ROWS = 200
+# Outside a writer group, events go to the listeners once this many are waiting.
+EVENT_CHUNK = 10_000
 
 _COPY_LEADS = sql.SQL("COPY {} ({}) FROM STDIN").format(
     sql.Identifier(leads.name), sql.SQL(", ").join(map(sql.Identifier, _LEAD_COLUMNS))
@@ -180,6 +194,7 @@ class LeadWrites:
             self._events += [
                 LeadEvent(r["id"], True, None, r["status"], r[LEAD_JSON_COLUMN]) for r in batch
             ]
+            self._tell_early()
         return len(batch)
 
     def replace(self, changes: Sequence[tuple[Row, Row]]) -> int:
@@ -205,6 +220,7 @@ class LeadWrites:
                 LeadEvent(new["id"], False, old["status"], new["status"], p[LEAD_JSON_COLUMN])
                 for (old, new), p in zip(changes, params, strict=True)
             ]
+            self._tell_early()
         return len(changes)
 
     def update(self, matched: Sequence[Row], values: Mapping[str, Any]) -> list[Row]:
@@ -217,21 +233,27 @@ class LeadWrites:
             return []
         ids = [row["id"] for row in matched]
         written: dict[str, Row] = {}
+        objects: dict[str, str] = {}
         for start in range(0, len(ids), UPDATE_CHUNK_ROWS):
             chunk = ids[start : start + UPDATE_CHUNK_ROWS]
             ordinals = sa.case({i: self._next_ordinal() for i in chunk}, value=leads.c.id)
             stamp = {CHANGE_SEQ_COLUMN: self.position, CHANGE_ORD_COLUMN: ordinals}
-            written.update(
-                (row["id"], dict(row))
-                for row in self.conn.execute(
-                    leads.update()
-                    .where(leads.c.org_id == self.org_id, leads.c.id.in_(chunk))
-                    .values({**values, **stamp})
-                    .returning(*_RETURNED)
-                ).mappings()
-            )
-        objects = {i: lead_json(written[i]) for i in ids}
-        self._objects += [{"_org": self.org_id, "_id": i, "_json": objects[i]} for i in ids]
+            for row in self.conn.execute(
+                leads.update()
+                .where(leads.c.org_id == self.org_id, leads.c.id.in_(chunk))
+                .values({**values, **stamp})
+                .returning(*_RETURNED)
+            ).mappings():
+                lead_id = row["id"]
+                objects[lead_id] = lead_json(row)
+                written[lead_id] = {c: row[c] for c in _KEPT}
+                self._objects.append({
+                    "_org": self.org_id, "_id": lead_id, "_json": objects[lead_id],
+                    "_seq": row[CHANGE_SEQ_COLUMN], "_ord": row[CHANGE_ORD_COLUMN],
+                })
+            if len(self._objects) >= UPDATE_CHUNK_ROWS:  # many: now, not all kept till flush
+                self.conn.execute(_SET_LEAD_JSON, self._objects)
+                self._objects = []
         after: list[Row] = [written[i] for i in ids]
         self._rollups.add(removed=matched, added=after)
         if _LISTENERS:
@@ -239,6 +261,7 @@ class LeadWrites:
                 LeadEvent(old["id"], False, old["status"], new["status"], objects[old["id"]])
                 for old, new in zip(matched, after, strict=True)
             ]
+            self._tell_early()
         return after
 
     def flush(self) -> None:
@@ -253,6 +276,17 @@ class LeadWrites:
             sink.merge(deferred)
         else:
             deferred.write(self.conn)
+
+    def _tell_early(self) -> None:
+        """Outside a writer group, hand the listeners a long run of events before the
+        flush: each carries its lead's object (about 1 KB), and an import's hundreds of
+        thousands would all be held until the end. Within the transaction it is all one;
+        a group's writers are API requests, which write a few leads each."""
+        if len(self._events) < EVENT_CHUNK:
+            return
+        if self.conn.get_execution_options().get(DEFERRED_OPTION) is None:
+            events, self._events = self._events, []
+            Deferred(events={self.org_id: events}).write(self.conn)
 
     def _next_ordinal(self) -> int:
         self._wrote = True
