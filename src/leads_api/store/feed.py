@@ -26,7 +26,7 @@ from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import ChangesQuery, FeedPosition, LegacyFeedPosition
 from leads_api.store.lead_objects import completed
 from leads_api.store.schema import CHANGE_ORD_COLUMN, CHANGE_SEQ_COLUMN, leads
-from leads_api.store.sql import lead_columns, where_clause
+from leads_api.store.sql import lead_columns, where_clause, whole_leads
 
 _SEQ = leads.c[CHANGE_SEQ_COLUMN]
 _ORD = leads.c[CHANGE_ORD_COLUMN]
@@ -42,7 +42,7 @@ class ChangesPage:
     @property
     def whole(self) -> bool:
         """Whether each row is the lead's stored object (sql.lead_columns)."""
-        return self.fields == LEAD_FIELDS
+        return whole_leads(self.fields)
 
 
 def changed_leads(conn: Connection, *, org_id: int, query: ChangesQuery) -> ChangesPage:
@@ -65,7 +65,7 @@ def changed_leads(conn: Connection, *, org_id: int, query: ChangesQuery) -> Chan
     rows: list[Sequence[Any]] = list(conn.execute(statement).all())
     more = len(rows) > filters.limit
     rows = rows[: filters.limit]
-    if fields == LEAD_FIELDS:
+    if whole_leads(fields):
         rows = completed(conn, org_id=org_id, rows=rows)
     last = FeedPosition(int(rows[-1][-2]), int(rows[-1][-1])) if rows else since
     return ChangesPage(fields, [row[:-2] for row in rows], last, more)

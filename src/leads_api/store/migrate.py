@@ -6,6 +6,7 @@ import fcntl
 from functools import cache
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -39,8 +40,8 @@ def schema_is_current(conn: Connection) -> bool:
 def render_stored_objects(conn: Connection) -> int:
     """Render the lead objects not stored yet, one organization after another; how many.
     The end of every upgrade to the newest revision (migrations/env.py)."""
-    org_ids = conn.execute(organizations.select().with_only_columns(organizations.c.id)).scalars()
-    return sum(render_missing(conn, org_id=org_id) for org_id in list(org_ids))
+    org_ids = list(conn.execute(sa.select(organizations.c.id)).scalars())
+    return sum(render_missing(conn, org_id=org_id) for org_id in org_ids)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -22,6 +22,7 @@ from leads_api.store.sql import (
     sort_columns,
     sort_values,
     where_clause,
+    whole_leads,
     with_search_hint,
 )
 
@@ -43,7 +44,7 @@ class Page:
     @property
     def whole(self) -> bool:
         """Whether each row is the lead's stored object (sql.lead_columns)."""
-        return self.fields == LEAD_FIELDS
+        return whole_leads(self.fields)
 
 
 def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
@@ -108,7 +109,7 @@ def _read(
 ) -> list[Sequence[Any]]:
     """A page's rows (lead_columns(fields), then anything else the statement selects)."""
     rows: list[Sequence[Any]] = list(conn.execute(statement).all())
-    return completed(conn, org_id=org_id, rows=rows) if fields == LEAD_FIELDS else rows
+    return completed(conn, org_id=org_id, rows=rows) if whole_leads(fields) else rows
 
 
 def _selected(fields: tuple[Field, ...], query: ListQuery) -> list[Any]:

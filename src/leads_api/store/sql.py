@@ -106,11 +106,16 @@ def columns_for(fields: Sequence[Field]) -> list[sa.Column[object]]:
     return [leads.c[f.column] for f in fields]
 
 
+def whole_leads(fields: Sequence[Field]) -> bool:
+    """Whether `fields` is the whole lead object, which is read as stored (lead_columns)."""
+    return tuple(fields) == LEAD_FIELDS
+
+
 def lead_columns(fields: Sequence[Field]) -> list[sa.Column[object]]:
     """What a page of leads reads: the stored object when it shows every field (one text
     to pass on, nothing to convert or encode again) and the lead's id (to render an object
     that is missing, lead_objects.completed), else the fields' own columns."""
-    if tuple(fields) == LEAD_FIELDS:
+    if whole_leads(fields):
         return [leads.c[LEAD_JSON_COLUMN], leads.c.id]
     return columns_for(fields)
 

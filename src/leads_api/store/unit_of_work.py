@@ -265,7 +265,8 @@ class LeadWrites:
         return after
 
     def flush(self) -> None:
-        """Move the rollups and tell the listeners; called once, before commit."""
+        """Move the rollups, write the objects update() left and tell the listeners (or
+        hand both to a writer group's Deferred); called once, before commit."""
         if not self._wrote:
             return  # nothing was written
         self._rollups.flush(self.conn, org_id=self.org_id)
