@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
+from conftest import lead_row, upgrade_to
 from leads_api.query import parse_list_query, split_query_string
 from leads_api.sample import LeadSampler
 from leads_api.store import Store
@@ -47,6 +49,9 @@ GROUP_BY_SQL = {
     "GROUP BY org_id, status, source",
     "lead_counts_by_day": "SELECT org_id, created_at / 86400000, status, source, COUNT(*) "
     "FROM leads WHERE org_id = :org GROUP BY org_id, created_at / 86400000, status, source",
+    "lead_counts_by_updated_day": "SELECT org_id, updated_at / 86400000, status, source, "
+    "COUNT(*) FROM leads WHERE org_id = :org "
+    "GROUP BY org_id, updated_at / 86400000, status, source",
     "lead_counts_by_value": "SELECT org_id, CASE WHEN value_cents IS NULL THEN -1 "
     "ELSE value_cents / 10000 END AS b, status, source, COUNT(*) FROM leads "
     "WHERE org_id = :org GROUP BY org_id, b, status, source",
@@ -121,6 +126,11 @@ ROLLUP_QUERIES = [
     "createdAt[gte]=2026-10-01T12:00:00+02:00",
     "createdAt[exists]=true&source=gtm",
     "createdAt[exists]=false",
+    "updated_after=2026-03-01T06:30:00.250Z",
+    "updated_after=2020-01-01T00:00:00Z",
+    "updatedAt[gte]=2026-01-01&updatedAt[lt]=2026-02-15T12:00:00Z&status=won",
+    "updatedAt[lte]=2026-06-01&source=gtm,api",
+    "updatedAt[gt]=2026-05-05T10:00:00Z&updatedAt[lt]=2026-05-05T11:00:00Z",  # within a day
     "value[gte]=100&value[lt]=1000",
     "value[gt]=99.99&value[lte]=1234.56&status=won",
     "value=5000,250.5",
@@ -168,6 +178,8 @@ def test_plan_choice() -> None:
     assert table("status=won&source=api") == "lead_counts"
     assert table("createdAt[gte]=2026-01-01") == "lead_counts_by_day"
     assert table("value[gte]=1") == "lead_counts_by_value"
+    assert table("updated_after=2026-01-01T00:00:00Z") == "lead_counts_by_updated_day"
+    assert table("updatedAt[gte]=2026-01-01&createdAt[gte]=2025-01-01") is None
     assert table("gclid[exists]=true") == "lead_counts_by_clicks"
     assert table("search=smith") is None
     assert table("utm_source=google&status=won") == "lead_counts_by_utm_source"
@@ -175,6 +187,41 @@ def test_plan_choice() -> None:
     assert table("status=won&gclid[exists]=true") is None
     empty = plan_count(parse_list_query(split_query_string("createdAt[exists]=false")))
     assert empty is not None and empty.empty
+
+
+def test_an_upgrade_counts_the_stored_leads_by_the_day_they_changed(unmigrated: Engine) -> None:
+    """Migration 0012 backfills lead_counts_by_updated_day from the leads already stored."""
+    upgrade_to(unmigrated, "0011")
+    day = 86_400_000
+    rows = [
+        lead_row(created_at=NOW_MS - 40 * day, updated_at=NOW_MS - (n % 4) * day - n,
+                 status=("open", "won")[n % 2], source=("api", "gtm", "csv")[n % 3])
+        for n in range(23)
+    ]
+    with unmigrated.begin() as conn:
+        org_id = conn.execute(sa.text(
+            "INSERT INTO organizations (name, allow_bulk_updates, attribution_days, created_at,"
+            " data_version) VALUES ('old', false, 90, 0, 1) RETURNING id"
+        )).scalar_one()
+        columns = sorted({c for r in rows for c in r})
+        conn.execute(
+            sa.text(f"INSERT INTO leads (org_id, {', '.join(columns)}) "
+                    f"VALUES (:org_id, {', '.join(':' + c for c in columns)})"),
+            [{**dict.fromkeys(columns), **r, "org_id": org_id} for r in rows],
+        )
+    upgrade_to(unmigrated, "head")
+    store = Store(unmigrated)
+    snapshot = rollup_snapshot(store, org_id)["lead_counts_by_updated_day"]
+    assert sum(row[-1] for row in snapshot) == len(rows) and len(snapshot) > 4
+    assert snapshot == rebuilt_snapshot(store, org_id)["lead_counts_by_updated_day"]
+    since = "updated_after=" + _instant(NOW_MS - 2 * day - 5)
+    assert planned_count(store, org_id, since) == plain_count(store, org_id, since) > 0
+
+
+def _instant(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def test_rebuild_repairs_a_drifted_rollup(store: Store, seeded: Organization) -> None:
