@@ -24,6 +24,7 @@ from psycopg import sql
 from bench.generate import Dataset, OrgData, org_rows
 from leads_api.lead import lead_json, with_derived_columns
 from leads_api.store.engine import BULK_LOAD_CACHE_KIB
+from leads_api.store.schema import leads
 
 FLOOR_TABLE = "leads_floor"
 
@@ -124,13 +125,15 @@ def lead_counts(target: Target) -> dict[str, int]:
 
 
 def lead_columns(target: Target) -> list[str]:
-    """The `leads` table's columns, in table order, as the migrated database has them."""
+    """The `leads` table's columns, in table order, as the migrated database has them, but
+    those the database computes (SQLite's table_info leaves them out)."""
     if target.is_sqlite:
         return [row[1] for row in _rows(target, "PRAGMA table_info(leads)")]
     return [row[0] for row in _rows(
         target,
         "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = 'public' AND table_name = 'leads' ORDER BY ordinal_position",
+        "WHERE table_schema = 'public' AND table_name = 'leads' AND is_generated = 'NEVER' "
+        "ORDER BY ordinal_position",
     )]
 
 
@@ -208,7 +211,11 @@ def _sqlite_floor(
                     "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'leads' "
                     "AND sql IS NOT NULL"
                 )]
-            definition = ", ".join(f'"{c}" {declared[c]}' for c in columns)
+            definition = ", ".join([
+                *(f'"{c}" {declared[c]}' for c in columns),
+                *(f'"{c.name}" INTEGER GENERATED ALWAYS AS ({c.computed.sqltext}) VIRTUAL'
+                  for c in leads.columns if c.computed is not None),
+            ])
             conn.execute(f"CREATE TABLE {table} ({definition})")
             if table != FLOOR_TABLE:
                 conn.execute(f"CREATE UNIQUE INDEX {table}_pkey ON {table} (id)")
@@ -232,7 +239,8 @@ def _postgres_floor(
         if first:
             pg.execute(f"DROP TABLE IF EXISTS {table}")
             # Columns, types, NOT NULL; and for the indexed floor every index of `leads`.
-            like = "leads INCLUDING INDEXES" if table != FLOOR_TABLE else "leads"
+            like = "leads INCLUDING GENERATED" + (
+                " INCLUDING INDEXES" if table != FLOOR_TABLE else "")
             pg.execute(f"CREATE TABLE {table} (LIKE {like})")
             pg.commit()
         names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 from leads_api.fields import (
     CATEGORY_NAMES,
+    CLICK_ID_NAMES,
     FIELDS_BY_NAME,
     FOLDED_COLUMNS,
     LEAD_FIELDS,
@@ -40,6 +41,16 @@ CHANGE_ORD_COLUMN = "change_ord"
 # only between a migration that adds the column or a field and the rendering that follows it
 # at the end of every upgrade (migrations/env.py, store/lead_objects.py).
 LEAD_JSON_COLUMN = "lead_json"
+# Which click IDs a lead has, bit i for CLICK_ID_NAMES[i] (the bits of the click rollup),
+# computed by the database itself from the columns on every write: no writer can leave it
+# wrong, a process of an older version included. It sits in the (org, created_at) index, so
+# a page in the default order with click-ID presence filters checks them on index entries
+# (bench/RESULTS.md, Q5: the rows a rare pair needs are a whole index walk away).
+CLICK_MASK_COLUMN = "click_mask"
+CLICK_MASK_SQL = " + ".join(
+    f"(CASE WHEN {FIELDS_BY_NAME[name].column} IS NULL THEN 0 ELSE {1 << bit} END)"
+    for bit, name in enumerate(CLICK_ID_NAMES)
+)
 
 organizations = sa.Table(
     "organizations",
@@ -101,13 +112,21 @@ leads = sa.Table(
     sa.Column(CHANGE_SEQ_COLUMN, sa.BigInteger, nullable=False, server_default="0"),
     sa.Column(CHANGE_ORD_COLUMN, sa.BigInteger, nullable=False, server_default="0"),
     sa.Column(LEAD_JSON_COLUMN, sa.Text, nullable=True),
-    sa.Index("ix_leads_org_created", "org_id", "created_at", "id"),
+    # Virtual on SQLite (kept in the index only), stored on PostgreSQL (its only kind).
+    sa.Column(CLICK_MASK_COLUMN, sa.Integer, sa.Computed(CLICK_MASK_SQL)),
+    # Each order's index ends with the filter columns most often combined with that order,
+    # so those filters are checked on the index entries and only the page's rows are read
+    # (SQLite seeks a row only once a column outside the index is needed; PostgreSQL checks
+    # key columns in the index, and an index-only scan checks any).
+    sa.Index("ix_leads_org_created", "org_id", "created_at", "id", CLICK_MASK_COLUMN),
     sa.Index("ix_leads_org_change", "org_id", CHANGE_SEQ_COLUMN, CHANGE_ORD_COLUMN),
     sa.Index("ix_leads_org_updated", "org_id", "updated_at", "id"),
     sa.Index("ix_leads_org_qualified", "org_id", "qualified_at", "id"),
     sa.Index("ix_leads_org_status_created", "org_id", "status", "created_at", "id"),
-    sa.Index("ix_leads_org_source_created", "org_id", "source", "created_at", "id"),
-    sa.Index("ix_leads_org_value", "org_id", "value_cents", "id"),
+    sa.Index(
+        "ix_leads_org_source_created", "org_id", "source", "created_at", "id", "utm_source"
+    ),
+    sa.Index("ix_leads_org_value", "org_id", "value_cents", "id", "status", "source"),
     sa.Index("ix_leads_org_email_fold", "org_id", "email_fold"),
     sa.Index("ix_leads_org_phone", "org_id", "phone"),
 )
@@ -130,6 +149,8 @@ sa.Index(
     leads.c.org_id,
     leads.c.value_cents.desc().nulls_last(),
     leads.c.id.desc(),
+    leads.c.status,
+    leads.c.source,
 ).ddl_if(dialect="postgresql")
 
 # Search prefilters on `search_text`: on PostgreSQL through pg_trgm's GIN index with the

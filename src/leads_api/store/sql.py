@@ -18,6 +18,7 @@ from sqlalchemy.sql.selectable import HasHints
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from leads_api.fields import (
+    CLICK_ID_NAMES,
     FOLDED_COLUMNS,
     LEAD_FIELDS,
     PHONE_DIGITS_COLUMN,
@@ -34,8 +35,14 @@ from leads_api.query.model import (
     Search,
     TextIn,
 )
-from leads_api.store.schema import LEAD_JSON_COLUMN, SQLITE_SEARCH_INDEX, leads
+from leads_api.store.schema import (
+    CLICK_MASK_COLUMN,
+    LEAD_JSON_COLUMN,
+    SQLITE_SEARCH_INDEX,
+    leads,
+)
 
+_CLICK_BITS = {name: 1 << bit for bit, name in enumerate(CLICK_ID_NAMES)}  # click_mask's
 TRIGRAM = 3  # a trigram index can only narrow terms of at least three characters
 
 
@@ -126,6 +133,9 @@ def predicate_clause(p: Predicate) -> ColumnElement[bool]:
     if isinstance(p, TextIn):
         return column == p.values[0] if len(p.values) == 1 else column.in_(p.values)
     if isinstance(p, Exists):
+        bit = _CLICK_BITS.get(p.field.name)
+        if bit is not None:  # the same test on the mask, which the created index holds
+            return leads.c[CLICK_MASK_COLUMN].op("&")(bit) == (bit if p.present else 0)
         return column.is_not(None) if p.present else column.is_(None)
     if isinstance(p, IntRanges):
         if not p.ranges:

@@ -50,7 +50,8 @@ from leads_api.store.tenants import held_position, take_change_position
 
 Row = Mapping[str, Any]
 
-_LEAD_COLUMNS = tuple(c.name for c in leads.columns)
+# What a writer writes: every column but those the database computes (click_mask).
+_LEAD_COLUMNS = tuple(c.name for c in leads.columns if c.computed is None)
 _INSERT = f"INSERT INTO {leads.name} ({', '.join(_LEAD_COLUMNS)}) VALUES ({{markers}})"
 _row_values = itemgetter(*_LEAD_COLUMNS)  # a row's values in column order, at C speed
 # Everything a rewrite may set: the lead's columns but its id and organization.
