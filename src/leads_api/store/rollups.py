@@ -275,9 +275,7 @@ ROLLUPS: tuple[Rollup, ...] = (
     *(Rollup(category_rollups[name], (Category(name), _STATUS_SOURCE)) for name in CATEGORY_NAMES),
     Rollup(lead_counts_by_day, (Buckets("createdAt", "day", DAY_MS), _STATUS_SOURCE)),
     # A poller's `updated_after`: a PATCH moves its lead from its old day to today's.
-    Rollup(
-        lead_counts_by_updated_day, (Buckets("updatedAt", "day", DAY_MS), _STATUS_SOURCE)
-    ),
+    Rollup(lead_counts_by_updated_day, (Buckets("updatedAt", "day", DAY_MS),)),
     Rollup(
         lead_counts_by_value,
         (Buckets("value", "bucket", VALUE_BUCKET_CENTS, NO_VALUE_BUCKET), _STATUS_SOURCE),

@@ -206,13 +206,13 @@ lead_counts_by_day = sa.Table(  # createdAt ranges, by UTC day
     sa.Column("source", sa.Text, primary_key=True),
     sa.Column("n", sa.BigInteger, nullable=False),
 )
-lead_counts_by_updated_day = sa.Table(  # updatedAt ranges (a poller's updated_after), by UTC day
+# updatedAt ranges (a poller's updated_after), by UTC day alone: a range from far back sums
+# one row a day (with status and source, twenty: 3 ms for two years on SQLite).
+lead_counts_by_updated_day = sa.Table(
     "lead_counts_by_updated_day",
     metadata,
     sa.Column("org_id", sa.Integer, primary_key=True),
     sa.Column("day", sa.Integer, primary_key=True),
-    sa.Column("status", sa.Text, primary_key=True),
-    sa.Column("source", sa.Text, primary_key=True),
     sa.Column("n", sa.BigInteger, nullable=False),
 )
 lead_counts_by_value = sa.Table(  # value ranges, by 100.00 wide bucket; -1 = no value

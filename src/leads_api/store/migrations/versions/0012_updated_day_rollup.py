@@ -1,9 +1,11 @@
-"""Count rollup by the UTC day of updatedAt, with status and source.
+"""Count rollup by the UTC day of updatedAt.
 
 A poller asks `updated_after=<instant>&sort=updatedAt:asc`: its page is a short walk of the
 (org, updated_at) index, but its exact total counted every lead changed since that instant
 (bench/RESULTS.md, Q9). Like createdAt's, the total is now summed from whole days, with the
-two partial days at the range's ends counted on the leads table.
+two partial days at the range's ends counted on the leads table. By the day alone: a range
+from two years back sums one row a day; with status and source it was twenty, 3 ms on
+SQLite (with status or source, such a total is counted on the leads table).
 
 Revision ID: 0012
 Revises: 0011
@@ -26,14 +28,11 @@ def upgrade() -> None:
         "lead_counts_by_updated_day",
         sa.Column("org_id", sa.Integer, primary_key=True),
         sa.Column("day", sa.Integer, primary_key=True),
-        sa.Column("status", sa.Text, primary_key=True),
-        sa.Column("source", sa.Text, primary_key=True),
         sa.Column("n", sa.BigInteger, nullable=False),
     )
     op.execute(
-        f"INSERT INTO lead_counts_by_updated_day (org_id, day, status, source, n) "
-        f"SELECT org_id, {DAY}, status, source, COUNT(*) FROM leads "
-        f"GROUP BY org_id, {DAY}, status, source"
+        f"INSERT INTO lead_counts_by_updated_day (org_id, day, n) "
+        f"SELECT org_id, {DAY}, COUNT(*) FROM leads GROUP BY org_id, {DAY}"
     )
 
 
