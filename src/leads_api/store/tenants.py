@@ -181,15 +181,21 @@ def revoke_key(conn: Connection, key_id: str) -> None:
         raise UsageError(f"Key {key_id} is already revoked" if exists else f"No key {key_id}")
 
 
+# Every request runs these two: built once, so a request pays neither building them nor
+# their cache keys (measured: a fifth of a fresh list answer's Python time on PostgreSQL).
+_CALLER = (
+    sa.select(api_keys.c.id, api_keys.c.read_only, *_ORG_COLUMNS, organizations.c.data_version)
+    .join(organizations, organizations.c.id == api_keys.c.org_id)
+    .where(api_keys.c.key_hash == sa.bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
+)
+_DATA_VERSION = sa.select(organizations.c.data_version).where(
+    organizations.c.id == sa.bindparam("org_id")
+)
+
+
 def authenticate(conn: Connection, secret: str) -> Caller | None:
     """The caller behind a key secret, or None for an unknown or revoked key."""
-    row = conn.execute(
-        sa.select(
-            api_keys.c.id, api_keys.c.read_only, *_ORG_COLUMNS, organizations.c.data_version
-        )
-        .join(organizations, organizations.c.id == api_keys.c.org_id)
-        .where(api_keys.c.key_hash == hash_key(secret), api_keys.c.revoked_at.is_(None))
-    ).first()
+    row = conn.execute(_CALLER, {"key_hash": hash_key(secret)}).first()
     if row is None:
         return None
     org = Organization(row[2], row[3], bool(row[4]), row[5], row[6])
@@ -280,8 +286,4 @@ def hold_organization(conn: Connection, *, org_id: int) -> None:
 
 def data_version(conn: Connection, *, org_id: int) -> int:
     """The organization's data version as this transaction (or statement) sees it."""
-    return int(
-        conn.execute(
-            sa.select(organizations.c.data_version).where(organizations.c.id == org_id)
-        ).scalar_one()
-    )
+    return int(conn.execute(_DATA_VERSION, {"org_id": org_id}).scalar_one())
