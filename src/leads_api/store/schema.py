@@ -119,6 +119,9 @@ leads = sa.Table(
     # (SQLite seeks a row only once a column outside the index is needed; PostgreSQL checks
     # key columns in the index, and an index-only scan checks any).
     sa.Index("ix_leads_org_created", "org_id", "created_at", "id", CLICK_MASK_COLUMN),
+    # The leads of a few click-ID combinations, found without walking the created index
+    # (store/reads.py, _few_clicked).
+    sa.Index("ix_leads_org_clicks", "org_id", CLICK_MASK_COLUMN, "created_at", "id"),
     sa.Index("ix_leads_org_change", "org_id", CHANGE_SEQ_COLUMN, CHANGE_ORD_COLUMN),
     sa.Index("ix_leads_org_updated", "org_id", "updated_at", "id"),
     sa.Index("ix_leads_org_qualified", "org_id", "qualified_at", "id"),

@@ -39,6 +39,7 @@ from leads_api.store.schema import (
     CLICK_MASK_COLUMN,
     LEAD_JSON_COLUMN,
     SQLITE_SEARCH_INDEX,
+    lead_counts_by_clicks,
     leads,
 )
 
@@ -54,6 +55,25 @@ def where_clause(query: ListQuery, *, org_id: int, dialect: str) -> ColumnElemen
     if query.search is not None:
         clauses.append(_search(query.search, dialect=dialect))
     return _all_of(clauses)
+
+
+def only_click_presence(query: ListQuery) -> bool:
+    """Whether every filter of the query is a click-ID `[exists]` (and there is one)."""
+    return bool(query.predicates) and all(
+        isinstance(p, Exists) and p.field.name in _CLICK_BITS for p in query.predicates
+    )
+
+
+def click_masks(query: ListQuery, *, org_id: int) -> sa.Select[Any]:
+    """The click masks the organization's leads have (the click rollup's groups) that meet
+    the query's click-ID `[exists]` filters: each an exact `click_mask =` to look up."""
+    table = lead_counts_by_clicks
+    conditions = []
+    for p in query.predicates:
+        assert isinstance(p, Exists)
+        bit = _CLICK_BITS[p.field.name]
+        conditions.append(table.c.mask.op("&")(bit) == (bit if p.present else 0))
+    return sa.select(table.c.mask).where(table.c.org_id == org_id, table.c.n > 0, *conditions)
 
 
 def keyset_clause(query: ListQuery, after: Keyset) -> ColumnElement[bool]:
