@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from leads_api.query.model import Exists, IntRanges, ListQuery, Predicate
 from leads_api.store.rollups import ROLLUPS, Buckets, Dimension, Rollup
-from leads_api.store.schema import leads
+from leads_api.store.schema import lead_counts, leads
 from leads_api.store.sql import predicate_clause, where_clause, with_search_hint
 
 NEG_INF = -(2**64)
@@ -51,8 +51,17 @@ class CountPlan:
     empty: bool = False
 
 
+# The most asked total, an organization's leads without a filter, by a statement built once:
+# building a rollup sum per request was 7 % of a fresh page's samples in a profile (SQLite).
+_ORG_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(lead_counts.c.n), 0)).where(
+    lead_counts.c.org_id == sa.bindparam("org_id")
+)
+
+
 def count_leads(conn: Connection, *, org_id: int, query: ListQuery) -> int:
     """The exact number of the organization's leads matching the query's filters and search."""
+    if not query.predicates and query.search is None:
+        return int(conn.execute(_ORG_TOTAL, {"org_id": org_id}).scalar_one())
     plan = plan_count(query)
     if plan is None:
         statement = with_search_hint(
