@@ -250,3 +250,20 @@ def upgrade_to(engine: Engine, revision: str) -> None:
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+def insert_old_leads(engine: Engine, rows: list[dict[str, Any]]) -> int:
+    """An organization and its lead rows written by plain SQL into a database at an older
+    revision (the columns the rows name must exist there); the organization's id."""
+    with engine.begin() as conn:
+        org_id = int(conn.execute(sa.text(
+            "INSERT INTO organizations (name, allow_bulk_updates, attribution_days, created_at,"
+            " data_version) VALUES ('old', false, 90, 0, 1) RETURNING id"
+        )).scalar_one())
+        columns = sorted({c for r in rows for c in r})
+        conn.execute(
+            sa.text(f"INSERT INTO leads (org_id, {', '.join(columns)}) "
+                    f"VALUES (:org_id, {', '.join(':' + c for c in columns)})"),
+            [{**dict.fromkeys(columns), **r, "org_id": org_id} for r in rows],
+        )
+    return org_id

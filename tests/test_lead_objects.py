@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
 from cli_support import Cli
-from conftest import ClientFor, lead_row, upgrade_to
+from conftest import ClientFor, insert_old_leads, lead_row, upgrade_to
 from leads_api.fields import LEAD_FIELDS
 from leads_api.lead import row_to_object
 from leads_api.store import Store
@@ -112,17 +112,7 @@ def test_an_upgrade_renders_the_leads_stored_before_the_column(unmigrated: Engin
                  qualified_at=None if n % 3 else 1_767_225_600_000 + n)
         for n in range(7)
     ]
-    with unmigrated.begin() as conn:
-        org_id = conn.execute(sa.text(
-            "INSERT INTO organizations (name, allow_bulk_updates, attribution_days, created_at,"
-            " data_version) VALUES ('old', false, 90, 0, 1) RETURNING id"
-        )).scalar_one()
-        columns = sorted({c for r in rows for c in r})
-        conn.execute(
-            sa.text(f"INSERT INTO leads (org_id, {', '.join(columns)}) "
-                    f"VALUES (:org_id, {', '.join(':' + c for c in columns)})"),
-            [{**dict.fromkeys(columns), **r, "org_id": org_id} for r in rows],
-        )
+    org_id = insert_old_leads(unmigrated, rows)
     upgrade_to(unmigrated, "head")
     assert_stored_objects_are_built_ones(Store(unmigrated), org_id, len(rows))
 

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from conftest import lead_row, upgrade_to
+from conftest import insert_old_leads, lead_row, upgrade_to
 from leads_api.query import parse_list_query, split_query_string
 from leads_api.sample import LeadSampler
 from leads_api.store import Store
@@ -199,17 +199,7 @@ def test_an_upgrade_counts_the_stored_leads_by_the_day_they_changed(unmigrated: 
                  status=("open", "won")[n % 2], source=("api", "gtm", "csv")[n % 3])
         for n in range(23)
     ]
-    with unmigrated.begin() as conn:
-        org_id = conn.execute(sa.text(
-            "INSERT INTO organizations (name, allow_bulk_updates, attribution_days, created_at,"
-            " data_version) VALUES ('old', false, 90, 0, 1) RETURNING id"
-        )).scalar_one()
-        columns = sorted({c for r in rows for c in r})
-        conn.execute(
-            sa.text(f"INSERT INTO leads (org_id, {', '.join(columns)}) "
-                    f"VALUES (:org_id, {', '.join(':' + c for c in columns)})"),
-            [{**dict.fromkeys(columns), **r, "org_id": org_id} for r in rows],
-        )
+    org_id = insert_old_leads(unmigrated, rows)
     upgrade_to(unmigrated, "head")
     store = Store(unmigrated)
     snapshot = rollup_snapshot(store, org_id)["lead_counts_by_updated_day"]
