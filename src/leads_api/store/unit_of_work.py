@@ -91,6 +91,22 @@ _COPY_LEADS = sql.SQL("COPY {} ({}) FROM STDIN").format(
 )
 
 
+class PreparedRow(dict[str, Any]):
+    """A new lead's row with every column, its derived columns and its rendered object, but
+    not yet its place (change position, ordinal) nor its organization: what `insert` would
+    build from a plain row, built beforehand (prepared_row)."""
+
+
+def prepared_row(row: Row) -> PreparedRow:
+    """The part of a new row's completion that does not depend on where it is written, for
+    a caller to do in a thread of its own: an import prepares the next chunk while its
+    writing thread inserts this one (the rendering was a fifth of that thread's time)."""
+    full = PreparedRow(dict.fromkeys(_LEAD_COLUMNS))
+    full.update(with_derived_columns(row))
+    full[LEAD_JSON_COLUMN] = lead_json(full)
+    return full
+
+
 @dataclass(frozen=True)
 class LeadEvent:
     """One lead written by a unit of work."""
@@ -173,7 +189,8 @@ class LeadWrites:
         _ = self.position
 
     def insert(self, rows: Iterable[Row]) -> int:
-        """Insert new leads; every row gets every column (absent ones as NULL)."""
+        """Insert new leads; every row gets every column (absent ones as NULL). Rows may
+        come prepared (prepared_row): only their place and organization are added."""
         batch = [self._complete(row) for row in rows]
         if not batch:
             return 0
@@ -295,12 +312,10 @@ class LeadWrites:
         return next(self._ordinals)
 
     def _complete(self, row: Row) -> dict[str, Any]:
-        full = dict.fromkeys(_LEAD_COLUMNS)
-        full.update(with_derived_columns(row))
+        full = row if isinstance(row, PreparedRow) else prepared_row(row)
         full[CHANGE_SEQ_COLUMN] = self.position
         full[CHANGE_ORD_COLUMN] = self._next_ordinal()
         full["org_id"] = self.org_id  # last: a row can never name another organization
-        full[LEAD_JSON_COLUMN] = lead_json(full)
         return full
 
 

@@ -22,7 +22,7 @@ from leads_api.errors import UsageError, ValidationError
 from leads_api.lead import now_ms
 from leads_api.store import Store
 from leads_api.store.tenants import Organization, require_organization
-from leads_api.store.unit_of_work import LeadWrites, lead_writes
+from leads_api.store.unit_of_work import LeadWrites, lead_writes, prepared_row
 from leads_api.store.upserts import find_leads
 from leads_api.transfer.checking import Checked, checked_chunks
 from leads_api.transfer.formats import Record
@@ -202,7 +202,10 @@ class _Load:
         return incoming
 
     def _new_row(self, item: Incoming) -> dict[str, Any]:
-        return new_row(item, now=self.now, attribution_days=self.org.attribution_days)
+        # Prepared here, in the thread that reads ahead, not in the one that writes.
+        return prepared_row(
+            new_row(item, now=self.now, attribution_days=self.org.attribution_days)
+        )
 
     def _merged_row(self, item: Incoming, old: dict[str, Any]) -> dict[str, Any] | None:
         return merged_row(item, old, now=self.now, attribution_days=self.org.attribution_days)
