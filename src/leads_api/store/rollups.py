@@ -183,13 +183,14 @@ class Presence:
     def conditions(
         self, table: sa.Table, predicates: list[Predicate]
     ) -> list[ColumnElement[bool]]:
-        mask = table.c[self.group_column]
-        out: list[ColumnElement[bool]] = []
-        for p in predicates:
-            assert isinstance(p, Exists)
-            bit = self.bit(p.field.name)
-            out.append(mask.op("&")(bit) == (bit if p.present else 0))
-        return out
+        return [self.test(table.c[self.group_column], p) for p in predicates]
+
+    def test(self, mask: ColumnElement[Any], predicate: Predicate) -> ColumnElement[bool]:
+        """`predicate` (an answered `[exists]`) as a test of the bits of `mask`: a rollup
+        table's group column, or the leads' own click_mask (store/sql.py)."""
+        assert isinstance(predicate, Exists)
+        bit = self.bit(predicate.field.name)
+        return mask.op("&")(bit) == (bit if predicate.present else 0)
 
 
 @dataclass(frozen=True)
@@ -265,13 +266,15 @@ def _joined_key(dimensions: tuple[Dimension, ...]) -> KeyPart:
 
 
 _STATUS_SOURCE = Equal("status", "source")
+# The click IDs' bits: the click rollup's key, and the leads' click_mask (store/schema.py).
+CLICK_PRESENCE = Presence(CLICK_ID_NAMES)
 
 lead_counts_rollup = Rollup(lead_counts, (_STATUS_SOURCE,))
 
 # In the order the count planner tries them: the smallest tables first.
 ROLLUPS: tuple[Rollup, ...] = (
     lead_counts_rollup,
-    Rollup(lead_counts_by_clicks, (Presence(CLICK_ID_NAMES),)),
+    Rollup(lead_counts_by_clicks, (CLICK_PRESENCE,)),
     *(Rollup(category_rollups[name], (Category(name), _STATUS_SOURCE)) for name in CATEGORY_NAMES),
     Rollup(lead_counts_by_day, (Buckets("createdAt", "day", DAY_MS), _STATUS_SOURCE)),
     # A poller's `updated_after`: a PATCH moves its lead from its old day to today's.

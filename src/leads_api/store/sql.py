@@ -18,7 +18,6 @@ from sqlalchemy.sql.selectable import HasHints
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from leads_api.fields import (
-    CLICK_ID_NAMES,
     FOLDED_COLUMNS,
     LEAD_FIELDS,
     PHONE_DIGITS_COLUMN,
@@ -35,6 +34,7 @@ from leads_api.query.model import (
     Search,
     TextIn,
 )
+from leads_api.store.rollups import CLICK_PRESENCE
 from leads_api.store.schema import (
     CLICK_MASK_COLUMN,
     LEAD_JSON_COLUMN,
@@ -43,7 +43,6 @@ from leads_api.store.schema import (
     leads,
 )
 
-_CLICK_BITS = {name: 1 << bit for bit, name in enumerate(CLICK_ID_NAMES)}  # click_mask's
 TRIGRAM = 3  # a trigram index can only narrow terms of at least three characters
 
 
@@ -59,20 +58,14 @@ def where_clause(query: ListQuery, *, org_id: int, dialect: str) -> ColumnElemen
 
 def only_click_presence(query: ListQuery) -> bool:
     """Whether every filter of the query is a click-ID `[exists]` (and there is one)."""
-    return bool(query.predicates) and all(
-        isinstance(p, Exists) and p.field.name in _CLICK_BITS for p in query.predicates
-    )
+    return bool(query.predicates) and all(map(CLICK_PRESENCE.answers, query.predicates))
 
 
 def click_masks(query: ListQuery, *, org_id: int) -> sa.Select[Any]:
     """The click masks the organization's leads have (the click rollup's groups) that meet
     the query's click-ID `[exists]` filters: each an exact `click_mask =` to look up."""
     table = lead_counts_by_clicks
-    conditions = []
-    for p in query.predicates:
-        assert isinstance(p, Exists)
-        bit = _CLICK_BITS[p.field.name]
-        conditions.append(table.c.mask.op("&")(bit) == (bit if p.present else 0))
+    conditions = CLICK_PRESENCE.conditions(table, list(query.predicates))
     return sa.select(table.c.mask).where(table.c.org_id == org_id, table.c.n > 0, *conditions)
 
 
@@ -152,10 +145,9 @@ def predicate_clause(p: Predicate) -> ColumnElement[bool]:
     column = leads.c[p.field.column]
     if isinstance(p, TextIn):
         return column == p.values[0] if len(p.values) == 1 else column.in_(p.values)
+    if CLICK_PRESENCE.answers(p):  # the same test on the mask, which the created index holds
+        return CLICK_PRESENCE.test(leads.c[CLICK_MASK_COLUMN], p)
     if isinstance(p, Exists):
-        bit = _CLICK_BITS.get(p.field.name)
-        if bit is not None:  # the same test on the mask, which the created index holds
-            return leads.c[CLICK_MASK_COLUMN].op("&")(bit) == (bit if p.present else 0)
         return column.is_not(None) if p.present else column.is_(None)
     if isinstance(p, IntRanges):
         if not p.ranges:
