@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import DEFAULT_SORT, Keyset, ListQuery
@@ -76,7 +77,8 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
         return Page(fields, [], total)  # past the end: no need to ask (nor to overflow OFFSET)
     where = where_clause(query, org_id=org_id, dialect=conn.dialect.name)
     if _few_clicked(conn, org_id=org_id, query=query, total=total):
-        statement = _few_clicked_page(conn, org_id=org_id, query=query, fields=fields)
+        statement = _few_clicked_page(where, org_id=org_id, query=query, fields=fields,
+                                      dialect=conn.dialect.name)
     elif not _ids_first(query):
         statement = (
             sa.select(*_selected(fields, query))
@@ -131,16 +133,21 @@ def _few_clicked(conn: Connection, *, org_id: int, query: ListQuery, total: int)
 
 
 def _few_clicked_page(
-    conn: Connection, *, org_id: int, query: ListQuery, fields: tuple[Field, ...]
+    where: ColumnElement[bool],
+    *,
+    org_id: int,
+    query: ListQuery,
+    fields: tuple[Field, ...],
+    dialect: str,
 ) -> sa.Select[Any]:
-    """The page from the matches found by their exact masks (ix_leads_org_clicks), sorted:
-    a set of their own first, so neither planner walks the created index instead."""
+    """The page of `where`'s matches, found by their exact masks (ix_leads_org_clicks) and
+    sorted: a set of their own first, so neither planner walks the created index instead."""
     matches_select = sa.select(leads.c.id, leads.c.created_at).where(
-        where_clause(query, org_id=org_id, dialect=conn.dialect.name),
+        where,
         leads.c[CLICK_MASK_COLUMN].in_(click_masks(query, org_id=org_id).scalar_subquery()),
     ).with_hint(leads, f"INDEXED BY {CLICKS_INDEX}", dialect_name="sqlite")
     matches = matches_select.cte("matches")
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         matches = matches.prefix_with("MATERIALIZED")
     page_ids = (
         sa.select(matches.c.id)
