@@ -51,8 +51,9 @@ class CountPlan:
     empty: bool = False
 
 
-# The most asked total, an organization's leads without a filter, by a statement built once:
-# building a rollup sum per request was 7 % of a fresh page's samples in a profile (SQLite).
+# The most asked total, an organization's leads without a filter, by a statement built once
+# (the planner would build the same sum on every request). Fresh Q1 on SQLite, 10 s runs
+# alternated: 1,370-1,520 us of server CPU an answer with it, 1,499-1,652 without.
 _ORG_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(lead_counts.c.n), 0)).where(
     lead_counts.c.org_id == sa.bindparam("org_id")
 )
