@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from conftest import lead_row
@@ -313,3 +314,66 @@ def test_a_hit_has_its_own_request_id_and_checks_the_key_every_time(
             [key_id] = [k.id for k in list_keys(conn, org) if key.startswith(k.prefix)]
             revoke_key(conn, key_id)
         assert client.get("/api/leads").status_code == 401
+
+
+# --- a write that commits while an answer is computed --------------------------------------
+
+
+@contextmanager
+def write_committed_before(store: Store, org: Organization, marker: str) -> Iterator[list[str]]:
+    """While inside, the first statement on `store`'s engine whose SQL contains `marker`
+    waits for a new lead of `org` to be committed on another connection first; yields the
+    texts of the statements that triggered (at most one)."""
+    fired: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if fired or marker not in statement or conn.engine is not store.engine:
+            return
+        fired.append(statement)
+        with store.write(org_id=org.id) as writing:
+            insert_leads(writing, org_id=org.id, rows=[lead_row(name="late")])
+
+    event.listen(store.engine, "before_cursor_execute", before)
+    try:
+        yield fired
+    finally:
+        event.remove(store.engine, "before_cursor_execute", before)
+
+
+@pytest.mark.parametrize(
+    ("path", "marker"),
+    [
+        ("/api/leads?limit=5", "ORDER BY"),  # before the page's statement, after the count
+        ("/api/leads?status=open&sort=value&limit=5", "ORDER BY"),
+        ("/api/leads?search=early", "ORDER BY"),
+        ("/api/leads/{id}", "FROM leads"),
+    ],
+)
+def test_an_answer_is_exact_only_if_no_write_committed_before_its_last_statement(
+    store: Store, org: Organization, api_key: str, add_leads: Any, path: str, marker: str
+) -> None:
+    """PostgreSQL: each statement may see a newer snapshot, so an answer whose statements
+    ran across a commit is the version's of none: it has no ETag and is not kept, and the
+    next request gets the new data. SQLite: the whole answer is the key lookup's snapshot,
+    exact for its version, the write unseen."""
+    (first,) = add_leads(lead_row(name="early", status="open", value=5))
+    path = path.replace("{id}", first["id"])
+    headers = {"X-API-KEY": api_key}
+    with (
+        TestClient(create_app(store, AnswerCache(8 * MB)), headers=headers) as client,
+        TestClient(create_app(store, AnswerCache(0)), headers=headers) as witness,
+    ):
+        with write_committed_before(store, org, marker) as fired:
+            during = client.get(path)
+        assert fired, "no statement met the marker: the write was not made"
+        assert during.status_code == 200, during.text
+        after, now = client.get(path), witness.get(path)
+        assert after.json()["data"] == now.json()["data"]  # no inexact answer was kept
+        assert after.headers["ETag"] == now.headers["ETag"]
+        if store.dialect == "sqlite":
+            assert during.headers["ETag"] != now.headers["ETag"]  # the older version's
+            assert "late" not in during.text
+        else:
+            assert "ETag" not in during.headers
+        if "limit=5" in path:
+            assert "late" in now.text

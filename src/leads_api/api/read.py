@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
@@ -23,15 +24,23 @@ from leads_api.store.tenants import data_version
 
 
 async def list_leads_endpoint(request: Request) -> Response:
-    def compute(conn: Connection, org_id: int, query_string: str) -> bytes:
+    def compute(conn: Connection, org_id: int, query_string: str) -> Computed:
         query = parse_list_query(split_query_string(query_string), org_id=org_id)
         page = list_leads(conn, org_id=org_id, query=query)
-        return success_head(page_objects(page), pagination=pagination(query, page, org_id=org_id))
+        head = success_head(page_objects(page), pagination=pagination(query, page, org_id=org_id))
+        return Computed(head, page.version)
 
     return await cached_answer(request, compute)
 
 
-Compute = Callable[[Connection, int, str], bytes]  # (conn, org id, raw query string) -> head
+class Computed(NamedTuple):
+    head: bytes
+    # The organization's data version as the answer's last statement saw it, when that
+    # statement said (reads.Page.version); else None and it is asked for.
+    version_seen: int | None = None
+
+
+Compute = Callable[[Connection, int, str], Computed]  # (conn, org id, raw query string)
 
 
 async def cached_answer(request: Request, compute: Compute, *, cache_prefix: str = "") -> Response:
@@ -52,15 +61,24 @@ async def cached_answer(request: Request, compute: Compute, *, cache_prefix: str
             if client_has(request, tag):
                 return not_modified(request, tag)
 
+            seen: list[int | None] = [None]
+
+            def computed() -> bytes:
+                head, seen[0] = compute(conn, org_id, query_string)
+                return head
+
             def still_at_version() -> bool:
                 # Each statement may see a newer snapshot on PostgreSQL: the answer is
-                # exactly version's only if no write committed while it was computed.
-                # SQLite's read is one snapshot, the key lookup's: no statement to ask.
-                return one_snapshot or data_version(conn, org_id=org_id) == version
+                # exactly version's only if no write committed while it was computed, up
+                # to its last statement (versions only grow). SQLite's read is one
+                # snapshot, the key lookup's: no statement to ask.
+                if one_snapshot:
+                    return True
+                last = seen[0] if seen[0] is not None else data_version(conn, org_id=org_id)
+                return last == version
 
             head, exact = cache.answer(
-                org_id, cache_prefix + query_string, version,
-                lambda: compute(conn, org_id, query_string), still_at_version,
+                org_id, cache_prefix + query_string, version, computed, still_at_version
             )
         return success_from_head(request, head, headers={"ETag": tag} if exact else None)
 
@@ -86,9 +104,8 @@ async def one_lead_endpoint(request: Request) -> Response:
                 found = get_lead(conn, org_id=org_id, lead_id=lead_id, fields=fields)
             if found is None:
                 raise NotFound(f"No lead with id {lead_id!r}", parameter="id", id=lead_id)
-            exact = store.dialect == "sqlite" or data_version(conn, org_id=org_id) == version
-        chosen, row = found
-        head = success_head(row_to_object(chosen, row))
+            exact = store.dialect == "sqlite" or found.version == version
+        head = success_head(row_to_object(found.fields, found.row))
         return success_from_head(request, head, headers={"ETag": tag} if exact else None)
 
     return await run_in_threadpool(work)

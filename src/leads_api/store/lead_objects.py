@@ -64,10 +64,10 @@ def completed(
 ) -> list[Sequence[Any]]:
     """Rows of whole leads as sql.lead_columns reads them (stored object, id, then anything
     else), each with its object: one that is missing is rendered from the lead's columns
-    (and not stored: a read writes nothing)."""
+    (and not stored: a read writes nothing). `rows` itself when none is missing."""
     missing = [row[1] for row in rows if row[0] is None]
     if not missing:
-        return list(rows)
+        return rows if isinstance(rows, list) else list(rows)
     rendered = {
         row.id: lead_json(row._mapping)
         for row in conn.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -28,8 +28,9 @@ from leads_api.store.sql import (
     whole_leads,
     with_search_hint,
 )
+from leads_api.store.tenants import version_seen
 
-__all__ = ["Page", "count_leads", "get_lead", "iter_leads", "list_leads"]
+__all__ = ["FoundLead", "Page", "count_leads", "get_lead", "iter_leads", "list_leads"]
 
 # From this offset on, the rows skipped are skipped over an index of ids only, and just the
 # page's rows are read in full (a deferred join): OFFSET otherwise reads every skipped row.
@@ -58,6 +59,10 @@ class Page:
     total: int
     more: bool = False  # leads follow this page (in the query's order)
     next_after: Keyset | None = None  # where the page after this one starts, if `more`
+    # PostgreSQL: the organization's data version as the statement that read the rows saw
+    # it, the page's last statement (each statement sees a snapshot of its own there); None
+    # when no statement read rows, on SQLite, or when another statement followed.
+    version: int | None = None
 
     @property
     def whole(self) -> bool:
@@ -102,8 +107,9 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
             .where(leads.c.org_id == org_id)
             .order_by(*order_by(query))
         )
-    rows = _read(conn, statement, org_id=org_id, fields=fields)
-    return _page(fields, query, rows, total, more=query.offset + len(rows) < total)
+    rows, version = _read(conn, statement, org_id=org_id, fields=fields)
+    return _page(fields, query, rows, total, more=query.offset + len(rows) < total,
+                 version=version)
 
 
 # What finding and sorting one match by its mask costs, in entries of the created index
@@ -179,16 +185,35 @@ def _cursor_page(
         .limit(query.limit + 1),  # one more: whether another page follows
         query,
     )
-    rows = _read(conn, statement, org_id=org_id, fields=fields)
-    return _page(fields, query, rows[: query.limit], total, more=len(rows) > query.limit)
+    rows, version = _read(conn, statement, org_id=org_id, fields=fields)
+    return _page(fields, query, rows[: query.limit], total, more=len(rows) > query.limit,
+                 version=version)
 
 
 def _read(
     conn: Connection, statement: sa.Select[Any], *, org_id: int, fields: tuple[Field, ...]
-) -> list[Sequence[Any]]:
-    """A page's rows (lead_columns(fields), then anything else the statement selects)."""
+) -> tuple[list[Sequence[Any]], int | None]:
+    """A page's rows (lead_columns(fields), then anything else the statement selects), and
+    on PostgreSQL the organization's data version as the statement saw it (Page.version).
+
+    The version rides on the page's own statement: an answer is exact for the version its
+    key's lookup saw if no write committed before its last statement, and asking in a
+    statement of its own cost a round trip on every fresh answer (measured: 130-160 us of
+    server CPU of about 2,400)."""
+    with_version = conn.dialect.name == "postgresql"
+    if with_version:
+        statement = statement.add_columns(version_seen(org_id))
     rows: list[Sequence[Any]] = list(conn.execute(statement).all())
-    return completed(conn, org_id=org_id, rows=rows) if whole_leads(fields) else rows
+    version = None
+    if with_version and rows:
+        version = int(rows[0][-1])
+        rows = [row[:-1] for row in rows]
+    if whole_leads(fields):
+        done = completed(conn, org_id=org_id, rows=rows)
+        if done is not rows:
+            version = None  # a statement of its own read the missing objects
+        rows = done
+    return rows, version
 
 
 def _selected(fields: tuple[Field, ...], query: ListQuery) -> list[Any]:
@@ -205,13 +230,14 @@ def _page(
     total: int,
     *,
     more: bool,
+    version: int | None = None,
 ) -> Page:
     width = len(lead_columns(fields))
     next_after = None
     if more and rows:
         extras = rows[-1][width:]
         next_after = Keyset(sort_values(query, extras), extras[0])
-    return Page(fields, [row[:width] for row in rows], total, more, next_after)
+    return Page(fields, [row[:width] for row in rows], total, more, next_after, version)
 
 
 def _searched_page(
@@ -249,11 +275,12 @@ def _searched_page(
         .where(leads.c.org_id == org_id)
         .order_by(*order_by(query))
     )
-    rows = _read(conn, statement, org_id=org_id, fields=fields)
+    rows, version = _read(conn, statement, org_id=org_id, fields=fields)
     if rows:
         total = int(rows[0][-1])
         more = query.offset + len(rows) < total
-        return _page(fields, query, [row[:-1] for row in rows], total, more=more)
+        return _page(fields, query, [row[:-1] for row in rows], total, more=more,
+                     version=version)
     # No row on this page: either nothing matches, or the page is past the end.
     total = 0 if query.page == 1 else count_leads(conn, org_id=org_id, query=query)
     return Page(fields, [], total)
@@ -285,12 +312,26 @@ def iter_leads(
         yield row if row[0] is not None else completed(conn, org_id=org_id, rows=[row])[0]
 
 
+class FoundLead(NamedTuple):
+    fields: tuple[Field, ...]  # the row's columns
+    row: Sequence[Any]
+    version: int | None  # as Page.version: the data version the statement saw (PostgreSQL)
+
+
 def get_lead(
     conn: Connection, *, org_id: int, lead_id: str, fields: tuple[Field, ...] | None = None
-) -> tuple[tuple[Field, ...], Sequence[Any]] | None:
+) -> FoundLead | None:
     chosen = fields or LEAD_FIELDS
     statement = sa.select(*columns_for(chosen)).where(
         leads.c.org_id == org_id, leads.c.id == lead_id
     )
+    with_version = conn.dialect.name == "postgresql"
+    if with_version:
+        statement = statement.add_columns(version_seen(org_id))
     row = conn.execute(statement).first()
-    return None if row is None else (chosen, row)
+    if row is None:
+        return None
+    if with_version:
+        seen: Any = row[-1]
+        return FoundLead(chosen, row[:-1], int(seen))
+    return FoundLead(chosen, row, None)

@@ -287,3 +287,14 @@ def hold_organization(conn: Connection, *, org_id: int) -> None:
 def data_version(conn: Connection, *, org_id: int) -> int:
     """The organization's data version as this transaction (or statement) sees it."""
     return int(conn.execute(_DATA_VERSION, {"org_id": org_id}).scalar_one())
+
+
+def version_seen(org_id: int) -> sa.Label[Any]:
+    """The organization's data version as a column of another statement: what that
+    statement's snapshot holds (on PostgreSQL each statement may see a newer one)."""
+    return (
+        sa.select(organizations.c.data_version)
+        .where(organizations.c.id == org_id)
+        .scalar_subquery()
+        .label("_data_version")
+    )
