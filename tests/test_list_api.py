@@ -136,6 +136,8 @@ def test_an_empty_organization_lists_nothing(client: TestClient) -> None:
         (7, "limit=7", 7, {"limit": 7, "page": 1, "totalPages": 1, "total": 7, "hasMore": False}),
         (7, "limit=1&page=7", 1,
          {"limit": 1, "page": 7, "totalPages": 7, "total": 7, "hasMore": False}),
+        (7, "limit=3&page=5&createdAt[gte]=2026-01-01", 0,  # past the end, filtered
+         {"limit": 3, "page": 5, "totalPages": 3, "total": 7, "hasMore": False}),
         (7, "limit=100&page=999999999999999999", 0,
          {"limit": 100, "page": 999_999_999_999_999_999, "totalPages": 1, "total": 7,
           "hasMore": False}),

@@ -78,6 +78,29 @@ def count_leads(conn: Connection, *, org_id: int, query: ListQuery) -> int:
     return int(conn.execute(statement).scalar_one() or 0)
 
 
+# The same, as a column of another statement (total_of); its organization is a parameter.
+_ORG_TOTAL_COLUMN = _ORG_TOTAL.scalar_subquery()
+ORG_TOTAL_PARAM = "org_id"  # _ORG_TOTAL's parameter name
+
+
+def total_of(
+    query: ListQuery, *, org_id: int, dialect: str
+) -> tuple[ColumnElement[int], dict[str, int]]:
+    """The same exact total as count_leads, as an expression another statement selects (a
+    page's: one statement, one round trip, one snapshot for both), with the parameters
+    the statement is to be run with. Not for a search."""
+    assert query.search is None
+    if not query.predicates:
+        return _ORG_TOTAL_COLUMN, {ORG_TOTAL_PARAM: org_id}
+    plan = plan_count(query)
+    if plan is None:
+        where = where_clause(query, org_id=org_id, dialect=dialect)
+        return sa.select(sa.func.count()).select_from(leads).where(where).scalar_subquery(), {}
+    if plan.empty:
+        return sa.literal(0), {}
+    return _rollup_total(plan, org_id=org_id), {}
+
+
 def plan_count(query: ListQuery) -> CountPlan | None:
     """Which rollup answers this query's total exactly, or None for a plain COUNT(*)."""
     if query.search is not None:

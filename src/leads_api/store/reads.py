@@ -12,7 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import DEFAULT_SORT, Keyset, ListQuery
-from leads_api.store.counts import count_leads
+from leads_api.store.counts import count_leads, total_of
 from leads_api.store.lead_objects import completed
 from leads_api.store.schema import CLICK_MASK_COLUMN, leads
 from leads_api.store.sql import (
@@ -77,39 +77,88 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
         return _cursor_page(conn, org_id=org_id, query=query, fields=fields)
     if query.search is not None:
         return _searched_page(conn, org_id=org_id, query=query, fields=fields)
+    where = where_clause(query, org_id=org_id, dialect=conn.dialect.name)
+    if not _total_first(query):
+        return _page_with_total(conn, where, org_id=org_id, query=query, fields=fields)
     total = count_leads(conn, org_id=org_id, query=query)
     if query.offset >= total:
         return Page(fields, [], total)  # past the end: no need to ask (nor to overflow OFFSET)
-    where = where_clause(query, org_id=org_id, dialect=conn.dialect.name)
     if _few_clicked(conn, org_id=org_id, query=query, total=total):
         statement = _few_clicked_page(where, org_id=org_id, query=query, fields=fields,
                                       dialect=conn.dialect.name)
-    elif not _ids_first(query):
-        statement = (
-            sa.select(*_selected(fields, query))
-            .where(where)
-            .order_by(*order_by(query))
-            .limit(query.limit)
-            .offset(query.offset)
-        )
     else:
-        page_ids = (
-            sa.select(leads.c.id)
-            .where(where)
-            .order_by(*order_by(query))
-            .limit(query.limit)
-            .offset(query.offset)
-            .subquery("page_ids")
-        )
-        statement = (
-            sa.select(*_selected(fields, query))
-            .join(page_ids, page_ids.c.id == leads.c.id)
-            .where(leads.c.org_id == org_id)
-            .order_by(*order_by(query))
-        )
+        statement = _page_statement(where, org_id=org_id, query=query, fields=fields)
     rows, version = _read(conn, statement, org_id=org_id, fields=fields)
     return _page(fields, query, rows, total, more=query.offset + len(rows) < total,
                  version=version)
+
+
+# Offsets from here on are asked for only after the total says they hold a lead: OFFSET is
+# a 64-bit integer in both databases, and `page` x `limit` may pass it (query.MAX_PAGE).
+TOTAL_FIRST_OFFSET = 2**31
+
+
+def _total_first(query: ListQuery) -> bool:
+    """Whether the total is counted before the page is asked for: when the page's plan
+    depends on it (a few click-ID matches, see _few_clicked) or the offset is huge.
+    Otherwise the total is a column of the page's own statement."""
+    if query.offset >= TOTAL_FIRST_OFFSET:
+        return True
+    return query.sort == DEFAULT_SORT and only_click_presence(query)
+
+
+def _page_with_total(
+    conn: Connection,
+    where: ColumnElement[bool],
+    *,
+    org_id: int,
+    query: ListQuery,
+    fields: tuple[Field, ...],
+) -> Page:
+    """The page and its total in one statement: a statement of its own for the total cost
+    a statement's work in this process and, on PostgreSQL, a round trip. Measured on
+    PostgreSQL at a million leads, list_leads alone over 1,000 fresh URLs, six runs
+    alternated, median CPU a call: Q2 1,802 -> 1,562 us, Q1 1,066 -> 991 us (with the
+    no-filter total built once; built each time it bought Q1 nothing). A page with no row
+    carries no total: it is then 0 on the first page, else counted (a page past the end)."""
+    total, params = total_of(query, org_id=org_id, dialect=conn.dialect.name)
+    page = _page_statement(where, org_id=org_id, query=query, fields=fields)
+    rows, version = _read(conn, page.add_columns(total.label("_total")), org_id=org_id,
+                          fields=fields, params=params)
+    if not rows:
+        empty = 0 if query.offset == 0 else count_leads(conn, org_id=org_id, query=query)
+        return Page(fields, [], empty)
+    counted = int(rows[0][-1])
+    rows = [row[:-1] for row in rows]
+    return _page(fields, query, rows, counted, more=query.offset + len(rows) < counted,
+                 version=version)
+
+
+def _page_statement(
+    where: ColumnElement[bool], *, org_id: int, query: ListQuery, fields: tuple[Field, ...]
+) -> sa.Select[Any]:
+    if not _ids_first(query):
+        return (
+            sa.select(*_selected(fields, query))
+            .where(where)
+            .order_by(*order_by(query))
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+    page_ids = (
+        sa.select(leads.c.id)
+        .where(where)
+        .order_by(*order_by(query))
+        .limit(query.limit)
+        .offset(query.offset)
+        .subquery("page_ids")
+    )
+    return (
+        sa.select(*_selected(fields, query))
+        .join(page_ids, page_ids.c.id == leads.c.id)
+        .where(leads.c.org_id == org_id)
+        .order_by(*order_by(query))
+    )
 
 
 # What finding and sorting one match by its mask costs, in entries of the created index
@@ -191,7 +240,12 @@ def _cursor_page(
 
 
 def _read(
-    conn: Connection, statement: sa.Select[Any], *, org_id: int, fields: tuple[Field, ...]
+    conn: Connection,
+    statement: sa.Select[Any],
+    *,
+    org_id: int,
+    fields: tuple[Field, ...],
+    params: dict[str, Any] | None = None,
 ) -> tuple[list[Sequence[Any]], int | None]:
     """A page's rows (lead_columns(fields), then anything else the statement selects), and
     on PostgreSQL the organization's data version as the statement saw it (Page.version).
@@ -203,7 +257,7 @@ def _read(
     with_version = conn.dialect.name == "postgresql"
     if with_version:
         statement = statement.add_columns(version_seen(org_id))
-    rows: list[Sequence[Any]] = list(conn.execute(statement).all())
+    rows: list[Sequence[Any]] = list(conn.execute(statement, params).all())
     version = None
     if with_version and rows:
         version = int(rows[0][-1])
