@@ -78,12 +78,18 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
     if query.search is not None:
         return _searched_page(conn, org_id=org_id, query=query, fields=fields)
     where = where_clause(query, org_id=org_id, dialect=conn.dialect.name)
-    if not _total_first(query):
+    clicked_only = query.sort == DEFAULT_SORT and only_click_presence(query)
+    if query.offset < TOTAL_FIRST_OFFSET and not clicked_only:
         return _page_with_total(conn, where, org_id=org_id, query=query, fields=fields)
-    total = count_leads(conn, org_id=org_id, query=query)
+    # The total first: the page's plan depends on it (a few click-ID matches, see
+    # _few_clicked), or its offset may be past what OFFSET takes.
+    if clicked_only:
+        total, size = _total_and_size(conn, org_id=org_id, query=query)
+    else:
+        total, size = count_leads(conn, org_id=org_id, query=query), None
     if query.offset >= total:
         return Page(fields, [], total)  # past the end: no need to ask (nor to overflow OFFSET)
-    if _few_clicked(conn, org_id=org_id, query=query, total=total):
+    if size is not None and _few_clicked(query, total=total, size=size):
         statement = _few_clicked_page(where, org_id=org_id, query=query, fields=fields,
                                       dialect=conn.dialect.name)
     else:
@@ -98,13 +104,13 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
 TOTAL_FIRST_OFFSET = 2**31
 
 
-def _total_first(query: ListQuery) -> bool:
-    """Whether the total is counted before the page is asked for: when the page's plan
-    depends on it (a few click-ID matches, see _few_clicked) or the offset is huge.
-    Otherwise the total is a column of the page's own statement."""
-    if query.offset >= TOTAL_FIRST_OFFSET:
-        return True
-    return query.sort == DEFAULT_SORT and only_click_presence(query)
+def _total_and_size(conn: Connection, *, org_id: int, query: ListQuery) -> tuple[int, int]:
+    """The query's total and the organization's size (its no-filter total), in one
+    statement."""
+    total, params = total_of(query, org_id=org_id, dialect=conn.dialect.name)
+    size, size_params = total_of(ListQuery(), org_id=org_id, dialect=conn.dialect.name)
+    row = conn.execute(sa.select(total, size), {**params, **size_params}).one()
+    return int(row[0]), int(row[1])
 
 
 def _page_with_total(
@@ -165,25 +171,20 @@ def _page_statement(
 # walked: a walk passes an entry in about 40 ns (SQLite, a million leads: 600,000 entries in
 # 25 ms); a match's seek and its share of the sort were taken as ten of those.
 SORT_COST = 10
-_MAX_ORG_SIZE = 10**9  # no need to ask the size when even this would not tip the balance
 CLICKS_INDEX = "ix_leads_org_clicks"  # (org, click_mask, created_at, id)
 
 
-def _few_clicked(conn: Connection, *, org_id: int, query: ListQuery, total: int) -> bool:
+def _few_clicked(query: ListQuery, *, total: int, size: int) -> bool:
     """Whether a default-order page filtered on click IDs alone is cheaper from the `total`
     matches sorted than from the created index walked until the page is found.
 
-    The walk passes about (offset + limit) x size / total entries: few matches of a rare
-    pair of click IDs lie spread over the whole organization (at a million leads, page 3
-    of a 250-lead pair walked all 600,000 entries). Sorting them all costs total x
-    SORT_COST. The organization's size is its no-filter total (a rollup sum)."""
+    The walk passes about (offset + limit) x size / total entries, `size` the
+    organization's leads: few matches of a rare pair of click IDs lie spread over the
+    whole organization (at a million leads, page 3 of a 250-lead pair walked all 600,000
+    entries). Sorting them all costs total x SORT_COST."""
     if query.sort != DEFAULT_SORT or not only_click_presence(query):
         return False
-    walked = query.offset + query.limit
-    if SORT_COST * total * total >= walked * _MAX_ORG_SIZE:
-        return False  # many matches: the walk wins however large the organization
-    size = count_leads(conn, org_id=org_id, query=ListQuery())
-    return SORT_COST * total * total < walked * size
+    return SORT_COST * total * total < (query.offset + query.limit) * size
 
 
 
