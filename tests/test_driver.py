@@ -5,6 +5,7 @@ statement's would (so a refused write is the caller's error and an outage a 503)
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
@@ -78,3 +79,23 @@ def test_a_connection_lost_in_a_pipeline_is_not_handed_out_again(pg_store: Store
     assert lost.connection_invalidated
     with pg_store.write() as conn:  # the pool's next connection is a live one
         assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+
+
+def test_statements_run_without_parallel_workers_unless_the_url_says_otherwise(
+    pg_store: Store, postgres_url: str
+) -> None:
+    """The service's sessions plan no parallel workers (engine.PG_SESSION_OPTIONS); options
+    the database URL gives still apply, after it."""
+    def setting(store: Store, name: str) -> str:
+        with store.read() as conn:
+            return str(conn.exec_driver_sql(f"SHOW {name}").scalar_one())
+
+    assert setting(pg_store, "max_parallel_workers_per_gather") == "0"
+    separator = "&" if "?" in postgres_url else "?"
+    options = "-c max_parallel_workers_per_gather=1 -c statement_timeout=12345"
+    own = Store(create_engine(f"{postgres_url}{separator}{urlencode({'options': options})}"))
+    try:
+        assert setting(own, "max_parallel_workers_per_gather") == "1"
+        assert setting(own, "statement_timeout") == "12345ms"
+    finally:
+        own.dispose()

@@ -27,6 +27,13 @@ BULK_LOAD_CACHE_KIB = 256 * 1024
 # A PostgreSQL server that does not answer (host down, packets dropped) must turn into a
 # 503 within seconds, not hang a request for the OS's TCP timeout.
 PG_CONNECT_TIMEOUT_S = 5
+# No parallel workers for one statement: the service runs many small statements at once,
+# and the cores a statement's workers would take are other requests'. The planner chose
+# them on estimates it cannot make (a click-ID bit test): a rare pair's page forked two
+# workers to walk the created index. Measured at a million leads, fresh Q5 with 32
+# clients, 6 s runs alternated: 157-200 req/s with them, 236-290 without (Q2, Q7, Q9 the
+# same within the runs' spread). Options the database URL gives come after, and win.
+PG_SESSION_OPTIONS = "-c max_parallel_workers_per_gather=0"
 
 
 def database_url_from_env() -> str:
@@ -84,6 +91,9 @@ def create_engine(url: str) -> Engine:
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in parsed.query:
         connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    given = parsed.query.get("options")
+    given = " ".join(given) if isinstance(given, tuple) else given
+    connect_args["options"] = f"{PG_SESSION_OPTIONS} {given}" if given else PG_SESSION_OPTIONS
     return sa.create_engine(
         parsed,
         connect_args=connect_args,
