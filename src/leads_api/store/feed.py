@@ -26,7 +26,7 @@ from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import ChangesQuery, FeedPosition, LegacyFeedPosition
 from leads_api.store.lead_objects import completed
 from leads_api.store.schema import CHANGE_ORD_COLUMN, CHANGE_SEQ_COLUMN, leads
-from leads_api.store.sql import lead_columns, where_clause, whole_leads
+from leads_api.store.sql import lead_columns, selected_values, where_clause, whole_leads
 
 _SEQ = leads.c[CHANGE_SEQ_COLUMN]
 _ORD = leads.c[CHANGE_ORD_COLUMN]
@@ -68,7 +68,8 @@ def changed_leads(conn: Connection, *, org_id: int, query: ChangesQuery) -> Chan
     if whole_leads(fields):
         rows = completed(conn, org_id=org_id, rows=rows)
     last = FeedPosition(int(rows[-1][-2]), int(rows[-1][-1])) if rows else since
-    return ChangesPage(fields, [row[:-2] for row in rows], last, more)
+    kept = selected_values(fields)
+    return ChangesPage(fields, [kept(row) for row in rows], last, more)
 
 
 def translated(conn: Connection, *, org_id: int, since: LegacyFeedPosition) -> FeedPosition:

@@ -18,10 +18,12 @@ from leads_api.store.schema import CLICK_MASK_COLUMN, leads
 from leads_api.store.sql import (
     click_masks,
     columns_for,
+    field_values,
     keyset_clause,
     lead_columns,
     only_click_presence,
     order_by,
+    selected_values,
     sort_columns,
     sort_values,
     where_clause,
@@ -292,7 +294,8 @@ def _page(
     if more and rows:
         extras = rows[-1][width:]
         next_after = Keyset(sort_values(query, extras), extras[0])
-    return Page(fields, [row[:width] for row in rows], total, more, next_after, version)
+    kept = selected_values(fields)
+    return Page(fields, [kept(row) for row in rows], total, more, next_after, version)
 
 
 def _searched_page(
@@ -377,7 +380,8 @@ def get_lead(
     conn: Connection, *, org_id: int, lead_id: str, fields: tuple[Field, ...] | None = None
 ) -> FoundLead | None:
     chosen = fields or LEAD_FIELDS
-    statement = sa.select(*columns_for(chosen)).where(
+    # Every field's column, whatever the selection: one statement to compile (lead_columns).
+    statement = sa.select(*columns_for(LEAD_FIELDS)).where(
         leads.c.org_id == org_id, leads.c.id == lead_id
     )
     with_version = conn.dialect.name == "postgresql"
@@ -386,7 +390,8 @@ def get_lead(
     row = conn.execute(statement).first()
     if row is None:
         return None
+    kept = field_values(chosen)(row)
     if with_version:
         seen: Any = row[-1]
-        return FoundLead(chosen, row[:-1], int(seen))
-    return FoundLead(chosen, row, None)
+        return FoundLead(chosen, kept, int(seen))
+    return FoundLead(chosen, kept, None)
