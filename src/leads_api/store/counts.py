@@ -79,7 +79,7 @@ def count_leads(conn: Connection, *, org_id: int, query: ListQuery) -> int:
 
 
 # The same, as a column of another statement (total_of); its organization is a parameter.
-_ORG_TOTAL_COLUMN = _ORG_TOTAL.scalar_subquery()
+ORG_TOTAL_COLUMN = _ORG_TOTAL.scalar_subquery()
 ORG_TOTAL_PARAM = "org_id"  # _ORG_TOTAL's parameter name
 
 
@@ -91,7 +91,7 @@ def total_of(
     the statement is to be run with. Not for a search."""
     assert query.search is None
     if not query.predicates:
-        return _ORG_TOTAL_COLUMN, {ORG_TOTAL_PARAM: org_id}
+        return ORG_TOTAL_COLUMN, {ORG_TOTAL_PARAM: org_id}
     plan = plan_count(query)
     if plan is None:
         where = where_clause(query, org_id=org_id, dialect=dialect)

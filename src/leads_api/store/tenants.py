@@ -289,7 +289,7 @@ def data_version(conn: Connection, *, org_id: int) -> int:
     return int(conn.execute(_DATA_VERSION, {"org_id": org_id}).scalar_one())
 
 
-def version_seen(org_id: int) -> sa.Label[Any]:
+def version_seen(org_id: int | sa.BindParameter[int]) -> sa.Label[Any]:
     """The organization's data version as a column of another statement: what that
     statement's snapshot holds (on PostgreSQL each statement may see a newer one)."""
     return (
