@@ -175,6 +175,17 @@ def _page_statement(
         .offset(offset)
         .subquery("page_ids")
     )
+    return _rows_of(page_ids, org_id=org_id, query=query, fields=fields)
+
+
+def _rows_of(
+    page_ids: sa.Subquery,
+    *,
+    org_id: int | BindParameter[int],
+    query: ListQuery,
+    fields: tuple[Field, ...],
+) -> sa.Select[Any]:
+    """The rows of the leads a `page_ids` subquery names (its column `id`), in order."""
     return (
         sa.select(*_selected(fields, query))
         .join(page_ids, page_ids.c.id == leads.c.id)
@@ -262,12 +273,7 @@ def _few_clicked_page(
         .offset(query.offset)
         .subquery("page_ids")
     )
-    return (
-        sa.select(*_selected(fields, query))
-        .join(page_ids, page_ids.c.id == leads.c.id)
-        .where(leads.c.org_id == org_id)
-        .order_by(*order_by(query))
-    )
+    return _rows_of(page_ids, org_id=org_id, query=query, fields=fields)
 
 
 def _cursor_page(
