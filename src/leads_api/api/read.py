@@ -61,10 +61,11 @@ async def cached_answer(request: Request, compute: Compute, *, cache_prefix: str
             if client_has(request, tag):
                 return not_modified(request, tag)
 
-            seen: list[int | None] = [None]
+            seen: int | None = None
 
             def computed() -> bytes:
-                head, seen[0] = compute(conn, org_id, query_string)
+                nonlocal seen
+                head, seen = compute(conn, org_id, query_string)
                 return head
 
             def still_at_version() -> bool:
@@ -74,7 +75,7 @@ async def cached_answer(request: Request, compute: Compute, *, cache_prefix: str
                 # snapshot, the key lookup's: no statement to ask.
                 if one_snapshot:
                     return True
-                last = seen[0] if seen[0] is not None else data_version(conn, org_id=org_id)
+                last = seen if seen is not None else data_version(conn, org_id=org_id)
                 return last == version
 
             head, exact = cache.answer(

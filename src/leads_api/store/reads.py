@@ -242,11 +242,9 @@ def _few_clicked(query: ListQuery, *, total: int, size: int) -> bool:
     The walk passes about (offset + limit) x size / total entries, `size` the
     organization's leads: few matches of a rare pair of click IDs lie spread over the
     whole organization (at a million leads, page 3 of a 250-lead pair walked all 600,000
-    entries). Sorting them all costs total x SORT_COST."""
-    if query.sort != DEFAULT_SORT or not only_click_presence(query):
-        return False
+    entries). Sorting them all costs total x SORT_COST. For click-only, default-order
+    pages (list_leads asks only for those)."""
     return SORT_COST * total * total < (query.offset + query.limit) * size
-
 
 
 def _few_clicked_page(
@@ -436,17 +434,12 @@ def get_lead(
 ) -> FoundLead | None:
     chosen = fields or LEAD_FIELDS
     # Every field's column, whatever the selection: one statement to compile (lead_columns).
-    statement = sa.select(*columns_for(LEAD_FIELDS)).where(
+    every_column: list[Any] = columns_for(LEAD_FIELDS)
+    statement = sa.select(*every_column).where(
         leads.c.org_id == org_id, leads.c.id == lead_id
     )
-    with_version = conn.dialect.name == "postgresql"
-    if with_version:
-        statement = statement.add_columns(version_seen(org_id))
-    row = conn.execute(statement).first()
+    row = conn.execute(_versioned(statement, org_id, conn)).first()
     if row is None:
         return None
-    kept = field_values(chosen)(row)
-    if with_version:
-        seen: Any = row[-1]
-        return FoundLead(chosen, kept, int(seen))
-    return FoundLead(chosen, kept, None)
+    seen: Any = row[-1] if conn.dialect.name == "postgresql" else None
+    return FoundLead(chosen, field_values(chosen)(row), None if seen is None else int(seen))
