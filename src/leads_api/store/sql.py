@@ -8,7 +8,7 @@ the index that narrows a search first (pg_trgm on PostgreSQL, FTS5 trigrams on S
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import cache
+from functools import lru_cache
 from operator import itemgetter
 from typing import Any, TypeVar
 
@@ -149,8 +149,6 @@ def lead_columns(fields: Sequence[Field]) -> list[sa.Column[object]]:
 
 _EVERY_COLUMN = tuple(columns_for(LEAD_FIELDS))
 _POSITION = {f: i for i, f in enumerate(LEAD_FIELDS)}
-
-
 _STORED_AND_ID = itemgetter(slice(0, 2))
 
 
@@ -160,7 +158,7 @@ def selected_values(fields: tuple[Field, ...]) -> Callable[[Sequence[Any]], Sequ
     return _STORED_AND_ID if whole_leads(fields) else field_values(fields)
 
 
-@cache
+@lru_cache(maxsize=1024)  # bounded: clients choose selections, in any order
 def field_values(fields: tuple[Field, ...]) -> Callable[[Sequence[Any]], Sequence[Any]]:
     """From a row of every field's column (columns_for(LEAD_FIELDS), and whatever follows),
     the `fields`' values in order."""
