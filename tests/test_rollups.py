@@ -1,8 +1,10 @@
-"""The count rollups stay equal to a plain COUNT(*), and the count planner agrees with it."""
+"""The count rollups stay equal to a plain COUNT(*), and the count planner agrees with it;
+a page built once per shape answers each query's own values."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,13 +12,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from conftest import insert_old_leads, lead_row, upgrade_to
+from leads_api.fields import FIELDS_BY_NAME, LEAD_FIELDS
 from leads_api.query import parse_list_query, split_query_string
 from leads_api.sample import LeadSampler
 from leads_api.store import Store
 from leads_api.store.counts import count_leads, plan_count
+from leads_api.store.reads import MAX_KEPT_VALUES, _page_and_values, _shaped_page, list_leads
 from leads_api.store.rollups import ROLLUPS, rebuild
 from leads_api.store.schema import leads
-from leads_api.store.sql import where_clause
+from leads_api.store.sql import order_by, where_clause
 from leads_api.store.tenants import Organization
 from leads_api.store.unit_of_work import insert_leads
 
@@ -243,3 +247,98 @@ def test_random_writes_keep_rollups_and_totals_exact(
             assert planned_count(store, target.id, query_string) == plain_count(
                 store, target.id, query_string
             ), query_string
+
+
+# Pairs of queries of one shape: the same fields, operators and number of values, their
+# ranges cut by bucket edges alike; only their values differ (reads._page_and_values).
+SAME_SHAPE = [
+    ("status=won,lost&sort=value", "status=open,qualified&sort=value"),
+    ("createdAt[gte]=2026-01-01&createdAt[lte]=2026-03-01",
+     "createdAt[gte]=2026-04-01&createdAt[lte]=2026-04-20"),
+    ("value[gt]=150.01&value[lte]=12345.67&status=won",
+     "value[gt]=2050.25&value[lte]=45000.50&status=lost"),
+    ("utm_source=google&source=gtm&page=2&limit=7", "utm_source=bing&source=api&page=1&limit=9"),
+    ("updated_after=2026-03-01T06:30:00.250Z", "updated_after=2026-01-01T07:00:00Z"),
+    ("labelId=label_03&gclid[exists]=true", "labelId=label_01&gclid[exists]=true"),
+]
+
+
+def plain_page(store: Store, org_id: int, query_string: str) -> tuple[int, list[str]]:
+    """The total and the page's ids, by a statement built for this query alone."""
+    query = parse_list_query(split_query_string(query_string))
+    with store.read() as conn:
+        where = where_clause(query, org_id=org_id, dialect=conn.dialect.name)
+        ids = conn.execute(
+            sa.select(leads.c.id).where(where).order_by(*order_by(query))
+            .limit(query.limit).offset(query.offset)
+        ).scalars().all()
+    return plain_count(store, org_id, query_string), list(ids)
+
+
+def listed_page(store: Store, org_id: int, query_string: str) -> tuple[int, list[str]]:
+    query = parse_list_query(split_query_string(query_string))
+    with store.read() as conn:
+        page = list_leads(conn, org_id=org_id,
+                          query=replace(query, fields=(FIELDS_BY_NAME["id"],)))
+    return page.total, [row[0] for row in page.rows]
+
+
+@pytest.mark.parametrize("pair", SAME_SHAPE, ids=[a for a, _ in SAME_SHAPE])
+def test_a_page_of_one_shape_is_built_once_and_answers_each_values_own(
+    store: Store, seeded: Organization, pair: tuple[str, str]
+) -> None:
+    same_shape(store, seeded, pair)
+
+
+def test_values_of_one_shape_are_told_apart(store: Store, seeded: Organization) -> None:
+    """Ranges of one value each (`value=`, a POINT of the bound predicate)."""
+    with store.read() as conn:
+        cents = conn.execute(
+            sa.select(leads.c.value_cents).where(leads.c.org_id == seeded.id,
+                                                  leads.c.value_cents.is_not(None))
+            .order_by(leads.c.value_cents).limit(4)
+        ).scalars().all()
+    money = [f"{c // 100}.{c % 100:02d}" for c in cents]
+    same_shape(store, seeded, (f"value={money[0]},{money[1]}&sort=value:desc",
+                               f"value={money[2]},{money[3]}&sort=value:desc"))
+
+
+def same_shape(store: Store, seeded: Organization, pair: tuple[str, str]) -> None:
+    statements = []
+    for query_string in pair:
+        query = parse_list_query(split_query_string(query_string))
+        statement, _ = _page_and_values(query, org_id=seeded.id, fields=LEAD_FIELDS,
+                                        dialect=store.engine.dialect.name)
+        statements.append(statement)
+        listed = listed_page(store, seeded.id, query_string)
+        assert listed == plain_page(store, seeded.id, query_string)
+        assert listed[0] > 0, "a pair whose answers cannot tell values apart"
+    assert statements[0] is statements[1]
+    assert plain_page(store, seeded.id, pair[0]) != plain_page(store, seeded.id, pair[1])
+
+
+def test_ranges_cut_differently_by_bucket_edges_are_shapes_of_their_own(
+    store: Store, seeded: Organization
+) -> None:
+    def statement(query_string: str) -> Any:
+        query = parse_list_query(split_query_string(query_string))
+        return _page_and_values(query, org_id=seeded.id, fields=LEAD_FIELDS,
+                                dialect=store.engine.dialect.name)[0]
+
+    cut = ["value[gte]=100&value[lt]=1000", "value[gte]=150&value[lt]=1000",
+           "value[gte]=150&value[lt]=160", "value[gte]=100"]
+    assert len({id(statement(qs)) for qs in cut}) == len(cut)
+    for query_string in cut:
+        assert listed_page(store, seeded.id, query_string) == plain_page(
+            store, seeded.id, query_string)
+
+
+def test_a_shape_with_many_values_is_built_for_its_request_alone(
+    store: Store, seeded: Organization
+) -> None:
+    labels = ",".join(f"label_{i:02d}" for i in range(MAX_KEPT_VALUES + 6))
+    kept = _shaped_page.cache_info().currsize
+    for query_string in (f"labelId={labels}", f"labelId={labels}&status=won"):
+        assert listed_page(store, seeded.id, query_string) == plain_page(
+            store, seeded.id, query_string)
+    assert _shaped_page.cache_info().currsize == kept

@@ -23,15 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from leads_api.query.model import Exists, IntRanges, ListQuery, Predicate
 from leads_api.store.rollups import ROLLUPS, Buckets, Dimension, Rollup
 from leads_api.store.schema import lead_counts, leads
-from leads_api.store.sql import predicate_clause, where_clause, with_search_hint
+from leads_api.store.sql import Binder, predicate_clause, where_clause, with_search_hint
 
 NEG_INF = -(2**64)
 POS_INF = 2**64
@@ -75,7 +76,7 @@ def count_leads(conn: Connection, *, org_id: int, query: ListQuery) -> int:
     elif plan.empty:
         return 0
     else:
-        statement = sa.select(_rollup_total(plan, org_id=org_id))
+        statement = sa.select(_rollup_total(plan, org_id=org_id, bucketed=_bucket_form(plan)))
     return int(conn.execute(statement).scalar_one() or 0)
 
 
@@ -98,20 +99,75 @@ def total_of(
         return sa.select(sa.func.count()).select_from(leads).where(where).scalar_subquery(), {}
     if plan.empty:
         return sa.literal(0), {}
-    return _rollup_total(plan, org_id=org_id), {}
+    return _rollup_total(plan, org_id=org_id, bucketed=_bucket_form(plan)), {}
+
+
+# What a plan's bucketed dimension asks of its rollup, from the values of its predicates:
+# nothing (no such predicate), ZERO (no lead can match), NO_VALUE (the leads without a
+# value), or parts: whole buckets summed and edges counted on the leads table.
+ZERO, NO_VALUE = "zero", "no value"
+SUM, EDGE = "sum", "edge"
+# (SUM, first bucket, end bucket) or (EDGE, lo, hi), None unbounded; the bounds are values
+# or, in a statement built once per shape (store/shapes.py), parameters.
+Part = tuple[str, Any, Any]
+BucketForm = None | str | tuple[Part, ...]
+
+
+# The total in a statement built once per shape (reads._page_and_values, sql.Binder): a
+# shape's total is COUNTED (a COUNT(*) of the page's matches), NOTHING, or the position of
+# its rollup in ROLLUPS and its bucket form with parameters' names for its bounds.
+COUNTED, NOTHING = "counted", "nothing"
+TotalShape = str | tuple[int, BucketForm]
+
+
+def total_shape(query: ListQuery, bind: Binder) -> TotalShape:
+    """The query's total apart from its values, which `bind` names (bound_total builds it).
+    Not for a search."""
+    assert query.search is None
+    plan = plan_count(query)
+    if plan is None:
+        return COUNTED
+    if plan.empty:
+        return NOTHING
+    assert plan.rollup is not None
+    form = _bucket_form(plan)
+    if isinstance(form, tuple):
+        form = tuple((kind, bind.name(lo), bind.name(hi)) for kind, lo, hi in form)
+    return ROLLUPS.index(plan.rollup), form
+
+
+def bound_total(
+    shape: TotalShape, query: ListQuery, *, org_id: BindParameter[int], dialect: str
+) -> ColumnElement[int]:
+    """The total of a total_shape, as an expression of parameters: `query` is the page's,
+    its predicates those of sql.bound_predicate."""
+    if shape == COUNTED:
+        where = where_clause(query, org_id=org_id, dialect=dialect)
+        return sa.select(sa.func.count()).select_from(leads).where(where).scalar_subquery()
+    if shape == NOTHING:
+        return sa.literal(0)
+    assert isinstance(shape, tuple)
+    at, form = shape
+    predicates = _counted(query.predicates)
+    assert predicates is not None
+    assignment = _assign(ROLLUPS[at], predicates)
+    assert assignment is not None
+    if isinstance(form, tuple):
+        form = tuple((kind, _bucket_param(lo), _bucket_param(hi)) for kind, lo, hi in form)
+    return _rollup_total(CountPlan(ROLLUPS[at], assignment), org_id=org_id, bucketed=form)
+
+
+def _bucket_param(name: str | None) -> BindParameter[int] | None:
+    return None if name is None else sa.bindparam(name, type_=sa.BigInteger)
 
 
 def plan_count(query: ListQuery) -> CountPlan | None:
     """Which rollup answers this query's total exactly, or None for a plain COUNT(*)."""
     if query.search is not None:
         return None
-    predicates: list[Predicate] = []
-    for p in query.predicates:
-        if isinstance(p, Exists) and not p.field.nullable:
-            if not p.present:
-                return CountPlan(None, empty=True)  # createdAt[exists]=false: nothing
-            continue  # createdAt[exists]=true: every lead
-        predicates.append(p)
+    predicates = _counted(query.predicates)
+    if predicates is None:
+        return CountPlan(None, empty=True)  # createdAt[exists]=false: nothing
     for rollup in ROLLUPS:
         assignment = _assign(rollup, predicates)
         if assignment is None:
@@ -125,6 +181,19 @@ def plan_count(query: ListQuery) -> CountPlan | None:
                     return CountPlan(rollup, assignment, empty=True)
         return CountPlan(rollup, assignment)
     return None
+
+
+def _counted(predicates: Iterable[Predicate]) -> list[Predicate] | None:
+    """The predicates a rollup must answer: not createdAt[exists]=true (every lead has
+    one); None if one is createdAt[exists]=false (no lead matches)."""
+    counted: list[Predicate] = []
+    for p in predicates:
+        if isinstance(p, Exists) and not p.field.nullable:
+            if not p.present:
+                return None
+            continue
+        counted.append(p)
+    return counted
 
 
 def _assign(rollup: Rollup, predicates: list[Predicate]) -> Assignment | None:
@@ -146,33 +215,67 @@ def _assign(rollup: Rollup, predicates: list[Predicate]) -> Assignment | None:
 # --- building the one statement ------------------------------------------------------------
 
 
-def _rollup_total(plan: CountPlan, *, org_id: int) -> ColumnElement[int]:
+def _rollup_total(
+    plan: CountPlan, *, org_id: int | BindParameter[int], bucketed: BucketForm
+) -> ColumnElement[int]:
+    """The plan's sum over its rollup, `bucketed` saying what its bucketed dimension's
+    predicates ask (_bucket_form, taken from the query's values)."""
     assert plan.rollup is not None
     table = plan.rollup.table
     conditions: list[ColumnElement[bool]] = []
     on_leads: list[ColumnElement[bool]] = []  # the same predicates, for counting edges
-    bucketed: tuple[Buckets, tuple[Predicate, ...]] | None = None
-    for dimension, assigned in plan.assignment:
+    dimension: Buckets | None = None
+    for each, assigned in plan.assignment:
         if not assigned:
             continue
-        if isinstance(dimension, Buckets):
-            bucketed = (dimension, assigned)
+        if isinstance(each, Buckets):
+            dimension = each
             continue
-        conditions += dimension.conditions(table, list(assigned))
+        conditions += each.conditions(table, list(assigned))
         on_leads += [predicate_clause(p) for p in assigned]
-    if bucketed is None:
+    if dimension is None or bucketed is None:
         return _sum(table, org_id, conditions)
-    dimension, assigned = bucketed
-    spans, no_value = _spans(assigned)
-    if no_value:
-        if spans is not None:
-            return sa.literal(0)  # value[exists]=false with a value range: nothing
-        return _sum(table, org_id, conditions + dimension.conditions(table, list(assigned)))
-    assert spans is not None
+    if bucketed == ZERO:
+        return sa.literal(0)  # value[exists]=false with a value range: nothing
+    if isinstance(bucketed, str):  # NO_VALUE
+        return _sum(table, org_id, [*conditions, table.c[dimension.group_column]
+                                    == dimension.null_bucket])
     return _bucketed(
-        table, org_id, dimension, spans, conditions, on_leads,
+        table, org_id, dimension, bucketed, conditions, on_leads,
         min_bucket=None if dimension.null_bucket is None else 0,
     )
+
+
+
+
+def _bucket_form(plan: CountPlan) -> BucketForm:
+    for dimension, assigned in plan.assignment:
+        if not (isinstance(dimension, Buckets) and assigned):
+            continue
+        spans, no_value = _spans(assigned)
+        if no_value:
+            return NO_VALUE if spans is None else ZERO
+        assert spans is not None
+        return _parts(spans, dimension.width)
+    return None
+
+
+def _parts(spans: Iterable[Span], width: int) -> tuple[Part, ...]:
+    """The whole buckets each span covers (summed from the rollup) and its partial buckets
+    at either end (counted on the leads table), a span within one bucket all edge."""
+    parts: list[Part] = []
+    for lo, hi in spans:
+        first = None if lo == NEG_INF else -(-lo // width)  # first bucket wholly inside
+        end = None if hi == POS_INF else hi // width  # first bucket not wholly inside
+        if first is not None and end is not None and first >= end:
+            parts.append((EDGE, lo, hi))
+            continue
+        parts.append((SUM, first, end))
+        if first is not None and lo < first * width:
+            parts.append((EDGE, lo, first * width))
+        if end is not None and end * width < hi:
+            parts.append((EDGE, end * width, hi))
+    return tuple(parts)
 
 
 def _spans(predicates: Iterable[Predicate]) -> tuple[list[Span] | None, bool]:
@@ -191,49 +294,40 @@ def _spans(predicates: Iterable[Predicate]) -> tuple[list[Span] | None, bool]:
 
 def _bucketed(
     table: sa.Table,
-    org_id: int,
+    org_id: int | BindParameter[int],
     dimension: Buckets,
-    spans: Iterable[Span],
+    parts: Iterable[Part],
     conditions: list[ColumnElement[bool]],
     on_leads: list[ColumnElement[bool]],
     *,
     min_bucket: int | None,
 ) -> ColumnElement[int]:
-    parts: list[ColumnElement[int]] = []
+    terms: list[ColumnElement[int]] = []
     bucket = table.c[dimension.group_column]
     column = leads.c[dimension.lead_column]
-    width = dimension.width
-
-    def edge(lo: int, hi: int) -> ColumnElement[int]:
-        return _count_leads_between(org_id, column, lo, hi, on_leads)
-
-    for lo, hi in spans:
-        first = None if lo == NEG_INF else -(-lo // width)  # first bucket wholly inside
-        end = None if hi == POS_INF else hi // width  # first bucket not wholly inside
-        if first is not None and end is not None and first >= end:
-            parts.append(edge(lo, hi))
+    for kind, lo, hi in parts:
+        if kind == EDGE:
+            terms.append(_count_leads_between(org_id, column, lo, hi, on_leads))
             continue
         inside = list(conditions)
-        if first is not None:
-            inside.append(bucket >= first)
+        if lo is not None:
+            inside.append(bucket >= lo)
         elif min_bucket is not None:
             inside.append(bucket >= min_bucket)
-        if end is not None:
-            inside.append(bucket < end)
-        parts.append(_sum(table, org_id, inside))
-        if first is not None and lo < first * width:
-            parts.append(edge(lo, first * width))
-        if end is not None and end * width < hi:
-            parts.append(edge(end * width, hi))
-    if not parts:
+        if hi is not None:
+            inside.append(bucket < hi)
+        terms.append(_sum(table, org_id, inside))
+    if not terms:
         return sa.literal(0)
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
     return total
 
 
-def _sum(table: sa.Table, org_id: int, conditions: list[ColumnElement[bool]]) -> ColumnElement[int]:
+def _sum(
+    table: sa.Table, org_id: int | BindParameter[int], conditions: list[ColumnElement[bool]]
+) -> ColumnElement[int]:
     return (
         sa.select(sa.func.coalesce(sa.func.sum(table.c.n), 0))
         .where(table.c.org_id == org_id, *conditions)
@@ -242,16 +336,16 @@ def _sum(table: sa.Table, org_id: int, conditions: list[ColumnElement[bool]]) ->
 
 
 def _count_leads_between(
-    org_id: int,
+    org_id: int | BindParameter[int],
     column: sa.Column[object],
-    lo: int,
-    hi: int,
+    lo: Any,  # a value, a parameter, or None (unbounded)
+    hi: Any,
     on_leads: list[ColumnElement[bool]],
 ) -> ColumnElement[int]:
     conditions = [leads.c.org_id == org_id, *on_leads]
-    if lo != NEG_INF:
+    if lo is not None:
         conditions.append(column >= lo)
-    if hi != POS_INF:
+    if hi is not None:
         conditions.append(column < hi)
     return sa.select(sa.func.count()).select_from(leads).where(*conditions).scalar_subquery()
 

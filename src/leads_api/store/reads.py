@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -13,10 +13,19 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import DEFAULT_SORT, Keyset, ListQuery, SortKey
-from leads_api.store.counts import ORG_TOTAL_COLUMN, ORG_TOTAL_PARAM, count_leads, total_of
+from leads_api.store.counts import (
+    ORG_TOTAL_PARAM,
+    TotalShape,
+    bound_total,
+    count_leads,
+    total_of,
+    total_shape,
+)
 from leads_api.store.lead_objects import completed
 from leads_api.store.schema import CLICK_MASK_COLUMN, leads
 from leads_api.store.sql import (
+    Binder,
+    bound_predicate,
     click_masks,
     columns_for,
     field_values,
@@ -24,6 +33,7 @@ from leads_api.store.sql import (
     lead_columns,
     only_click_presence,
     order_by,
+    predicate_shape,
     selected_values,
     sort_columns,
     sort_values,
@@ -126,17 +136,8 @@ def _page_with_total(
     alternated, median CPU a call: Q2 1,802 -> 1,562 us, Q1 1,066 -> 991 us (with the
     no-filter total built once; built each time it bought Q1 nothing). A page with no row
     carries no total: it is then 0 on the first page, else counted (a page past the end)."""
-    dialect = conn.dialect.name
-    if not query.predicates:
-        statement = _unfiltered_page(whole_leads(fields), query.sort, _ids_first(query), dialect)
-        params: dict[str, Any] = {
-            ORG_TOTAL_PARAM: org_id, _LIMIT: query.limit, _OFFSET: query.offset,
-        }
-    else:
-        where = where_clause(query, org_id=org_id, dialect=dialect)
-        total, params = total_of(query, org_id=org_id, dialect=dialect)
-        page = _page_statement(where, org_id=org_id, query=query, fields=fields)
-        statement = _versioned(page.add_columns(total.label("_total")), org_id, conn)
+    statement, params = _page_and_values(query, org_id=org_id, fields=fields,
+                                         dialect=conn.dialect.name)
     rows, version = _read(conn, statement, org_id=org_id, fields=fields, params=params)
     if not rows:
         empty = 0 if query.offset == 0 else count_leads(conn, org_id=org_id, query=query)
@@ -194,27 +195,54 @@ def _rows_of(
     )
 
 
-_LIMIT, _OFFSET = "_limit", "_offset"  # _unfiltered_page's parameters, with ORG_TOTAL_PARAM
+_LIMIT, _OFFSET = "_limit", "_offset"  # a shape's page's parameters, with ORG_TOTAL_PARAM
+# A shape with more values than this is built for its request alone: the statements kept
+# stay small, however many values a hostile client sends (up to MAX_FILTER_VALUES).
+MAX_KEPT_VALUES = 64
 
 
-@lru_cache(maxsize=512)  # sorts are many (any keys, any directions); each is small
-def _unfiltered_page(
-    whole: bool, sort: tuple[SortKey, ...], ids_first: bool, dialect: str
+def _page_and_values(
+    query: ListQuery, *, org_id: int, fields: tuple[Field, ...], dialect: str
+) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """The page with its total and, on PostgreSQL, the data version seen, as a statement
+    built once per shape (_shaped_page) and the values to run it with."""
+    bind = Binder()
+    shape = (
+        whole_leads(fields), query.sort, _ids_first(query), dialect,
+        tuple(predicate_shape(p, bind) for p in query.predicates), total_shape(query, bind),
+    )
+    params = {ORG_TOTAL_PARAM: org_id, _LIMIT: query.limit, _OFFSET: query.offset,
+              **bind.values}
+    build = _shaped_page if len(bind.values) <= MAX_KEPT_VALUES else _shaped_page.__wrapped__
+    return build(*shape), params
+
+
+@lru_cache(maxsize=1024)  # shapes are many (fields, operators, value counts, sorts); each small
+def _shaped_page(
+    whole: bool,
+    sort: tuple[SortKey, ...],
+    ids_first: bool,
+    dialect: str,
+    predicates: tuple[Hashable, ...],
+    total: TotalShape,
 ) -> sa.Select[Any]:
-    """A page without filters (a plain GET, the most asked) with its total and, on
-    PostgreSQL, the data version seen: built once per shape, its organization, limit and
-    offset parameters (ORG_TOTAL_PARAM, _LIMIT, _OFFSET). Built for each request, the
-    statement and its cache key cost about a sixth of the request's server CPU
-    (at a million leads: 330 us of a fresh Q1's, on PostgreSQL). A page of whole leads
-    reads their stored objects, any selection every field's column (sql.lead_columns)."""
+    """A page of a query's shape (sql.predicate_shape, counts.total_shape) with its total
+    and, on PostgreSQL, the data version seen; its organization, limit, offset and values
+    parameters (ORG_TOTAL_PARAM, _LIMIT, _OFFSET, sql.Binder's names). Built for each
+    request, the statement and its cache key cost a sixth to a third of a fresh page's
+    server CPU (at a million leads, on PostgreSQL: 330 us of Q1's, 330-710 us of Q2-Q4's).
+    A page of whole leads reads their stored objects, any selection every field's column
+    (sql.lead_columns)."""
     fields = LEAD_FIELDS if whole else LEAD_FIELDS[:1]
     org: BindParameter[int] = sa.bindparam(ORG_TOTAL_PARAM, type_=sa.Integer)
+    bound = ListQuery(predicates=tuple(map(bound_predicate, predicates)), sort=sort)
     page = _page_statement(
-        leads.c.org_id == org, org_id=org, query=ListQuery(sort=sort), fields=fields,
-        ids_first=ids_first, limit=sa.bindparam(_LIMIT, type_=sa.Integer),
+        where_clause(bound, org_id=org, dialect=dialect), org_id=org, query=bound,
+        fields=fields, ids_first=ids_first, limit=sa.bindparam(_LIMIT, type_=sa.Integer),
         offset=sa.bindparam(_OFFSET, type_=sa.Integer),
     )
-    statement = page.add_columns(ORG_TOTAL_COLUMN.label("_total"))
+    counted = bound_total(total, bound, org_id=org, dialect=dialect)
+    statement = page.add_columns(counted.label("_total"))
     if dialect == "postgresql":
         statement = statement.add_columns(version_seen(org))
     return statement

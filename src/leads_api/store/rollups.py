@@ -107,7 +107,7 @@ class Equal:
         out: list[ColumnElement[bool]] = []
         for p in predicates:
             assert isinstance(p, TextIn)
-            out.append(table.c[p.field.column].in_(sorted(p.values)))
+            out.append(table.c[p.field.column].in_(p.values))
         return out
 
 
@@ -223,7 +223,7 @@ class Category:
         out: list[ColumnElement[bool]] = []
         for p in predicates:
             if isinstance(p, TextIn):
-                out += [table.c.present.is_(True), table.c.value.in_(sorted(p.values))]
+                out += [table.c.present.is_(True), table.c.value.in_(p.values)]
             else:
                 assert isinstance(p, Exists)
                 out.append(table.c.present.is_(p.present))
