@@ -80,26 +80,8 @@ def count_leads(conn: Connection, *, org_id: int, query: ListQuery) -> int:
     return int(conn.execute(statement).scalar_one() or 0)
 
 
-# The same, as a column of another statement (total_of), with the same parameter.
+# The same, as a column of another statement, with the same parameter.
 ORG_TOTAL_COLUMN = _ORG_TOTAL.scalar_subquery()
-
-
-def total_of(
-    query: ListQuery, *, org_id: int, dialect: str
-) -> tuple[ColumnElement[int], dict[str, int]]:
-    """The same exact total as count_leads, as an expression another statement selects (a
-    page's: one statement, one round trip, one snapshot for both), with the parameters
-    the statement is to be run with. Not for a search."""
-    assert query.search is None
-    if not query.predicates:
-        return ORG_TOTAL_COLUMN, {ORG_TOTAL_PARAM: org_id}
-    plan = plan_count(query)
-    if plan is None:
-        where = where_clause(query, org_id=org_id, dialect=dialect)
-        return sa.select(sa.func.count()).select_from(leads).where(where).scalar_subquery(), {}
-    if plan.empty:
-        return sa.literal(0), {}
-    return _rollup_total(plan, org_id=org_id, bucketed=_bucket_form(plan)), {}
 
 
 # What a plan's bucketed dimension asks of its rollup, from the values of its predicates:

@@ -14,11 +14,11 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from leads_api.fields import LEAD_FIELDS, Field
 from leads_api.query.model import DEFAULT_SORT, Keyset, ListQuery, SortKey
 from leads_api.store.counts import (
+    ORG_TOTAL_COLUMN,
     ORG_TOTAL_PARAM,
     TotalShape,
     bound_total,
     count_leads,
-    total_of,
     total_shape,
 )
 from leads_api.store.lead_objects import completed
@@ -93,7 +93,6 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
     clicked_only = query.sort == DEFAULT_SORT and only_click_presence(query)
     if query.offset < TOTAL_FIRST_OFFSET and not clicked_only:
         return _page_with_total(conn, org_id=org_id, query=query, fields=fields)
-    where = where_clause(query, org_id=org_id, dialect=conn.dialect.name)
     # The total first: the page's plan depends on it (a few click-ID matches, see
     # _few_clicked), or its offset may be past what OFFSET takes.
     if clicked_only:
@@ -102,13 +101,11 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
         total, size = count_leads(conn, org_id=org_id, query=query), None
     if query.offset >= total:
         return Page(fields, [], total)  # past the end: no need to ask (nor to overflow OFFSET)
-    if size is not None and _few_clicked(query, total=total, size=size):
-        statement = _few_clicked_page(where, org_id=org_id, query=query, fields=fields,
-                                      dialect=conn.dialect.name)
-    else:
-        statement = _page_statement(where, org_id=org_id, query=query, fields=fields)
-    rows, version = _read(conn, _versioned(statement, org_id, conn), org_id=org_id,
-                          fields=fields)
+    few = size is not None and _few_clicked(query, total=total, size=size)
+    statement, params = _page_and_values(query, org_id=org_id, fields=fields,
+                                         dialect=conn.dialect.name,
+                                         kind=FEW_CLICKED if few else WALKED)
+    rows, version = _read(conn, statement, org_id=org_id, fields=fields, params=params)
     return _page(fields, query, rows, total, more=query.offset + len(rows) < total,
                  version=version)
 
@@ -120,11 +117,23 @@ TOTAL_FIRST_OFFSET = 2**31
 
 def _total_and_size(conn: Connection, *, org_id: int, query: ListQuery) -> tuple[int, int]:
     """The query's total and the organization's size (its no-filter total), in one
-    statement."""
-    total, params = total_of(query, org_id=org_id, dialect=conn.dialect.name)
-    size, size_params = total_of(ListQuery(), org_id=org_id, dialect=conn.dialect.name)
-    row = conn.execute(sa.select(total, size), {**params, **size_params}).one()
+    statement, built once per shape (as _shaped_page)."""
+    bind = Binder()
+    shape = (tuple(predicate_shape(p, bind) for p in query.predicates),
+             total_shape(query, bind), conn.dialect.name)
+    build = (_shaped_total_and_size if len(bind.values) <= MAX_KEPT_VALUES
+             else _shaped_total_and_size.__wrapped__)
+    row = conn.execute(build(*shape), {ORG_TOTAL_PARAM: org_id, **bind.values}).one()
     return int(row[0]), int(row[1])
+
+
+@lru_cache(maxsize=256)
+def _shaped_total_and_size(
+    predicates: tuple[Hashable, ...], total: TotalShape, dialect: str
+) -> sa.Select[Any]:
+    org: BindParameter[int] = sa.bindparam(ORG_TOTAL_PARAM, type_=sa.Integer)
+    bound = ListQuery(predicates=tuple(map(bound_predicate, predicates)))
+    return sa.select(bound_total(total, bound, org_id=org, dialect=dialect), ORG_TOTAL_COLUMN)
 
 
 def _page_with_total(
@@ -201,16 +210,28 @@ _LIMIT, _OFFSET = "_limit", "_offset"  # a shape's page's parameters, with ORG_T
 MAX_KEPT_VALUES = 64
 
 
+# How a shape's page is found: with its total, in one statement (list_leads' usual page);
+# after its total, walking the query's order; after its total, a few click-ID matches
+# sorted (_few_clicked).
+WITH_TOTAL, WALKED, FEW_CLICKED = "with total", "walked", "few clicked"
+
+
 def _page_and_values(
-    query: ListQuery, *, org_id: int, fields: tuple[Field, ...], dialect: str
+    query: ListQuery,
+    *,
+    org_id: int,
+    fields: tuple[Field, ...],
+    dialect: str,
+    kind: str = WITH_TOTAL,
 ) -> tuple[sa.Select[Any], dict[str, Any]]:
-    """The page with its total and, on PostgreSQL, the data version seen, as a statement
-    built once per shape (_shaped_page) and the values to run it with."""
+    """The page (with its total if `kind` is WITH_TOTAL) and, on PostgreSQL, the data
+    version seen, as a statement built once per shape (_shaped_page) and the values to run
+    it with."""
     bind = Binder()
-    shape = (
-        whole_leads(fields), query.sort, _ids_first(query), dialect,
-        tuple(predicate_shape(p, bind) for p in query.predicates), total_shape(query, bind),
-    )
+    predicates = tuple(predicate_shape(p, bind) for p in query.predicates)
+    total = total_shape(query, bind) if kind == WITH_TOTAL else None
+    shape = (kind, whole_leads(fields), query.sort, _ids_first(query), dialect, predicates,
+             total)
     params = {ORG_TOTAL_PARAM: org_id, _LIMIT: query.limit, _OFFSET: query.offset,
               **bind.values}
     build = _shaped_page if len(bind.values) <= MAX_KEPT_VALUES else _shaped_page.__wrapped__
@@ -219,12 +240,13 @@ def _page_and_values(
 
 @lru_cache(maxsize=1024)  # shapes are many (fields, operators, value counts, sorts); each small
 def _shaped_page(
+    kind: str,
     whole: bool,
     sort: tuple[SortKey, ...],
     ids_first: bool,
     dialect: str,
     predicates: tuple[Hashable, ...],
-    total: TotalShape,
+    total: TotalShape | None,
 ) -> sa.Select[Any]:
     """A page of a query's shape (sql.predicate_shape, counts.total_shape) with its total
     and, on PostgreSQL, the data version seen; its organization, limit, offset and values
@@ -236,13 +258,18 @@ def _shaped_page(
     fields = LEAD_FIELDS if whole else LEAD_FIELDS[:1]
     org: BindParameter[int] = sa.bindparam(ORG_TOTAL_PARAM, type_=sa.Integer)
     bound = ListQuery(predicates=tuple(map(bound_predicate, predicates)), sort=sort)
-    page = _page_statement(
-        where_clause(bound, org_id=org, dialect=dialect), org_id=org, query=bound,
-        fields=fields, ids_first=ids_first, limit=sa.bindparam(_LIMIT, type_=sa.Integer),
-        offset=sa.bindparam(_OFFSET, type_=sa.Integer),
-    )
-    counted = bound_total(total, bound, org_id=org, dialect=dialect)
-    statement = page.add_columns(counted.label("_total"))
+    where = where_clause(bound, org_id=org, dialect=dialect)
+    limit = sa.bindparam(_LIMIT, type_=sa.Integer)
+    offset = sa.bindparam(_OFFSET, type_=sa.Integer)
+    if kind == FEW_CLICKED:
+        statement = _few_clicked_page(where, org_id=org, query=bound, fields=fields,
+                                      dialect=dialect, limit=limit, offset=offset)
+    else:
+        statement = _page_statement(where, org_id=org, query=bound, fields=fields,
+                                    ids_first=ids_first, limit=limit, offset=offset)
+    if total is not None:
+        counted = bound_total(total, bound, org_id=org, dialect=dialect)
+        statement = statement.add_columns(counted.label("_total"))
     if dialect == "postgresql":
         statement = statement.add_columns(version_seen(org))
     return statement
@@ -278,10 +305,12 @@ def _few_clicked(query: ListQuery, *, total: int, size: int) -> bool:
 def _few_clicked_page(
     where: ColumnElement[bool],
     *,
-    org_id: int,
+    org_id: BindParameter[int],
     query: ListQuery,
     fields: tuple[Field, ...],
     dialect: str,
+    limit: BindParameter[int],
+    offset: BindParameter[int],
 ) -> sa.Select[Any]:
     """The page of `where`'s matches, found by their exact masks (ix_leads_org_clicks) and
     sorted: a set of their own first, so neither planner walks the created index instead."""
@@ -295,8 +324,8 @@ def _few_clicked_page(
     page_ids = (
         sa.select(matches.c.id)
         .order_by(*order_by(query, matches))
-        .limit(query.limit)
-        .offset(query.offset)
+        .limit(limit)
+        .offset(offset)
         .subquery("page_ids")
     )
     return _rows_of(page_ids, org_id=org_id, query=query, fields=fields)

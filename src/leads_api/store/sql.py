@@ -66,7 +66,7 @@ def only_click_presence(query: ListQuery) -> bool:
     return bool(query.predicates) and all(map(CLICK_PRESENCE.answers, query.predicates))
 
 
-def click_masks(query: ListQuery, *, org_id: int) -> sa.Select[Any]:
+def click_masks(query: ListQuery, *, org_id: int | BindParameter[int]) -> sa.Select[Any]:
     """The click masks the organization's leads have (the click rollup's groups) that meet
     the query's click-ID `[exists]` filters: each an exact `click_mask =` to look up."""
     table = lead_counts_by_clicks
