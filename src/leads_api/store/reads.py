@@ -95,10 +95,7 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
         return _page_with_total(conn, org_id=org_id, query=query, fields=fields)
     # The total first: the page's plan depends on it (a few click-ID matches, see
     # _few_clicked), or its offset may be past what OFFSET takes.
-    if clicked_only:
-        total, size = _total_and_size(conn, org_id=org_id, query=query)
-    else:
-        total, size = count_leads(conn, org_id=org_id, query=query), None
+    total, size = _totals(conn, org_id=org_id, query=query, with_size=clicked_only)
     if query.offset >= total:
         return Page(fields, [], total)  # past the end: no need to ask (nor to overflow OFFSET)
     few = size is not None and _few_clicked(query, total=total, size=size)
@@ -115,25 +112,27 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
 TOTAL_FIRST_OFFSET = 2**31
 
 
-def _total_and_size(conn: Connection, *, org_id: int, query: ListQuery) -> tuple[int, int]:
-    """The query's total and the organization's size (its no-filter total), in one
-    statement, built once per shape (as _shaped_page)."""
+def _totals(
+    conn: Connection, *, org_id: int, query: ListQuery, with_size: bool
+) -> tuple[int, int | None]:
+    """The query's total (not a search's) and, if `with_size`, the organization's size (its
+    no-filter total), in one statement built once per shape (as _shaped_page)."""
     bind = Binder()
     shape = (tuple(predicate_shape(p, bind) for p in query.predicates),
-             total_shape(query, bind), conn.dialect.name)
-    build = (_shaped_total_and_size if len(bind.values) <= MAX_KEPT_VALUES
-             else _shaped_total_and_size.__wrapped__)
+             total_shape(query, bind), conn.dialect.name, with_size)
+    build = _shaped_totals if len(bind.values) <= MAX_KEPT_VALUES else _shaped_totals.__wrapped__
     row = conn.execute(build(*shape), {ORG_TOTAL_PARAM: org_id, **bind.values}).one()
-    return int(row[0]), int(row[1])
+    return int(row[0]), int(row[1]) if with_size else None
 
 
-@lru_cache(maxsize=256)
-def _shaped_total_and_size(
-    predicates: tuple[Hashable, ...], total: TotalShape, dialect: str
+@lru_cache(maxsize=512)
+def _shaped_totals(
+    predicates: tuple[Hashable, ...], total: TotalShape, dialect: str, with_size: bool
 ) -> sa.Select[Any]:
     org: BindParameter[int] = sa.bindparam(ORG_TOTAL_PARAM, type_=sa.Integer)
     bound = ListQuery(predicates=tuple(map(bound_predicate, predicates)))
-    return sa.select(bound_total(total, bound, org_id=org, dialect=dialect), ORG_TOTAL_COLUMN)
+    counted = bound_total(total, bound, org_id=org, dialect=dialect)
+    return sa.select(counted, ORG_TOTAL_COLUMN) if with_size else sa.select(counted)
 
 
 def _page_with_total(
@@ -149,7 +148,8 @@ def _page_with_total(
                                          dialect=conn.dialect.name)
     rows, version = _read(conn, statement, org_id=org_id, fields=fields, params=params)
     if not rows:
-        empty = 0 if query.offset == 0 else count_leads(conn, org_id=org_id, query=query)
+        empty = 0 if query.offset == 0 else _totals(conn, org_id=org_id, query=query,
+                                                     with_size=False)[0]
         return Page(fields, [], empty)
     counted = int(rows[0][-1])
     rows = [row[:-1] for row in rows]
