@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
 from conftest import insert_old_leads, lead_row, upgrade_to
@@ -17,7 +18,7 @@ from leads_api.query import parse_list_query, split_query_string
 from leads_api.sample import LeadSampler
 from leads_api.store import Store
 from leads_api.store.counts import count_leads, plan_count
-from leads_api.store.reads import MAX_KEPT_VALUES, _page_and_values, _shaped_page, list_leads
+from leads_api.store.reads import MAX_KEPT_TERMS, _page_and_values, _shaped_page, list_leads
 from leads_api.store.rollups import ROLLUPS, rebuild
 from leads_api.store.schema import leads
 from leads_api.store.sql import order_by, where_clause
@@ -161,6 +162,10 @@ ROLLUP_QUERIES = [
     "createdAt=" + ",".join(f"2026-03-{d:02d}" for d in range(1, 31, 2)),  # 15 spans
     "value=" + ",".join(str(v) for v in range(100, 3000, 100)),  # 29 spans: COUNT(*)
     "createdAt[gte]=2026-01-01&value[gte]=100",  # two bucketed fields: COUNT(*)
+    # a partial bucket's far edge past 64 bits (an open edge: no stored value lies there)
+    "value[gte]=92233720368547758",
+    "value[lt]=-92233720368547758",
+    "value[gt]=92233720368547758.06&status=won",
 ]
 
 
@@ -336,9 +341,32 @@ def test_ranges_cut_differently_by_bucket_edges_are_shapes_of_their_own(
 def test_a_shape_with_many_values_is_built_for_its_request_alone(
     store: Store, seeded: Organization
 ) -> None:
-    labels = ",".join(f"label_{i:02d}" for i in range(MAX_KEPT_VALUES + 6))
+    labels = ",".join(f"label_{i:02d}" for i in range(MAX_KEPT_TERMS + 6))
+    # [exists] filters name no value: they count as terms of their own
+    presence = "&".join(f"{c}[exists]={('true', 'false')[i % 2]}" for i, c in enumerate(
+        [*_CLICKS, "value", "utm_source", "labelId"] * 4))
     kept = _shaped_page.cache_info().currsize
-    for query_string in (f"labelId={labels}", f"labelId={labels}&status=won"):
+    for query_string in (f"labelId={labels}", f"labelId={labels}&status=won", presence,
+                         presence + "&page=2"):
         assert listed_page(store, seeded.id, query_string) == plain_page(
             store, seeded.id, query_string)
     assert _shaped_page.cache_info().currsize == kept
+
+
+@pytest.mark.parametrize("query_string", [q for q in ROLLUP_QUERIES if "search" not in q])
+def test_a_page_built_once_per_shape_has_the_planned_total(
+    store: Store, seeded: Organization, query_string: str
+) -> None:
+    assert listed_page(store, seeded.id, query_string) == plain_page(
+        store, seeded.id, query_string)
+
+
+def test_a_shapes_text_values_leave_the_count_tables_indexes_usable() -> None:
+    """On PostgreSQL the leads' text columns are COLLATE "C"; a text value typed like them
+    would carry the collation into the count tables' conditions, which their indexes (of
+    the default collation) cannot answer."""
+    query = parse_list_query(split_query_string("utm_source=google&source=gtm,api"))
+    statement, _ = _page_and_values(query, org_id=1, fields=LEAD_FIELDS, dialect="postgresql")
+    sql = str(statement.compile(dialect=postgresql.dialect()))
+    assert "lead_counts_by_utm_source" in sql
+    assert "COLLATE" not in sql

@@ -90,7 +90,7 @@ ORG_TOTAL_COLUMN = _ORG_TOTAL.scalar_subquery()
 ZERO, NO_VALUE = "zero", "no value"
 SUM, EDGE = "sum", "edge"
 # (SUM, first bucket, end bucket) or (EDGE, lo, hi), None unbounded; the bounds are values
-# or, in a statement built once per shape (store/shapes.py), parameters.
+# or, in a statement built once per shape (reads._page_and_values), parameters.
 Part = tuple[str, Any, Any]
 BucketForm = None | str | tuple[Part, ...]
 
@@ -228,8 +228,6 @@ def _rollup_total(
     )
 
 
-
-
 def _bucket_form(plan: CountPlan) -> BucketForm:
     for dimension, assigned in plan.assignment:
         if not (isinstance(dimension, Buckets) and assigned):
@@ -254,10 +252,20 @@ def _parts(spans: Iterable[Span], width: int) -> tuple[Part, ...]:
             continue
         parts.append((SUM, first, end))
         if first is not None and lo < first * width:
-            parts.append((EDGE, lo, first * width))
+            parts.append((EDGE, lo, _stored(first * width)))
         if end is not None and end * width < hi:
-            parts.append((EDGE, end * width, hi))
+            parts.append((EDGE, _stored(end * width), hi))
     return tuple(parts)
+
+
+INT64 = range(-(2**63), 2**63)  # what the columns hold, in both databases
+
+
+def _stored(bound: int) -> int | None:
+    """An edge's bound, or None (open) past what a column can hold: a range near the 64-bit
+    limits (`value[gte]=92233720368547758`) has its partial bucket's far edge beyond it,
+    which neither database takes as a parameter, and no stored value lies there."""
+    return bound if bound in INT64 else None
 
 
 def _spans(predicates: Iterable[Predicate]) -> tuple[list[Span] | None, bool]:

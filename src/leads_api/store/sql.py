@@ -240,13 +240,17 @@ def bound_predicate(shape: Hashable) -> Predicate:
     assert isinstance(shape, tuple)
     kind, name, bounds = shape
     field = FIELDS_BY_NAME[name]
+    if kind is TextIn:
+        # Plain text, not the leads column's type: on PostgreSQL that carries COLLATE "C",
+        # which the count tables' conditions (rollups.Equal, Category) would take on too,
+        # and their indexes, of the default collation, could then not answer them.
+        text: Any = tuple(sa.bindparam(n, type_=sa.Text()) for n in bounds)
+        return TextIn(field, text)
     column_type = leads.c[field.column].type
 
     def param(name: str | None) -> Any:
         return None if name is None else sa.bindparam(name, type_=column_type)
 
-    if kind is TextIn:
-        return TextIn(field, tuple(map(param, bounds)))
     ranges: Any = tuple((param(lo), POINT if point else param(hi)) for lo, hi, point in bounds)
     return IntRanges(field, ranges)
 
