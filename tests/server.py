@@ -198,8 +198,9 @@ def running_server(database_url: str, log_dir: Path, **options: Any) -> Iterator
         server.stop()
 
 
-def start_demo(url: str, cwd: Path, port: int) -> tuple[subprocess.Popen[str], str]:
-    """Start `leads-api demo`, return it and the key it printed once it answers."""
+def start_demo(url: str, cwd: Path, port: int) -> tuple[subprocess.Popen[str], str, str]:
+    """Start `leads-api demo`; once it answers, return it, the key it printed, and all it
+    printed up to the key."""
     process = subprocess.Popen(
         [*leads_api_command(), "demo", "--port", str(port), "--leads", "50"],
         env={**os.environ, "LEADS_DATABASE_URL": url, "LEADS_LOG_LEVEL": "warning"},
@@ -222,7 +223,7 @@ def start_demo(url: str, cwd: Path, port: int) -> tuple[subprocess.Popen[str], s
             break
         except httpx.TransportError:
             time.sleep(0.1)
-    return process, match[1]
+    return process, match[1], printed
 
 
 def stop_demo(process: subprocess.Popen[str]) -> None:

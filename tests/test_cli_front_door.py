@@ -127,12 +127,14 @@ def test_the_demo_reuses_its_organization_and_key(database_url: str, tmp_path: P
     keys, totals, key_counts = [], [], []
     for _ in range(2):
         port = free_port()
-        process, key = start_demo(database_url, tmp_path, port)
+        process, key, printed = start_demo(database_url, tmp_path, port)
         try:
             answer = httpx.get(f"http://127.0.0.1:{port}/api/leads?limit=1",
                                headers={"X-API-KEY": key}, timeout=10)
             assert answer.status_code == 200, answer.text
             totals.append(answer.json()["meta"]["pagination"]["total"])
+            # what it printed is what it serves (it once printed 0, counted before commit)
+            assert f"has {totals[-1]} leads" in printed
         finally:
             stop_demo(process)
         keys.append(key)

@@ -29,7 +29,7 @@ def test_the_import_and_export_examples_work_after_the_demo(
     database_url: str, tmp_path: Path
 ) -> None:
     (tmp_path / ".venv").symlink_to(sys.prefix)  # this venv, where leads-api is
-    demo, _key = start_demo(database_url, tmp_path, free_port())
+    demo, _key, _printed = start_demo(database_url, tmp_path, free_port())
     stop_demo(demo)
     script = readme_block("Import and export")
     assert ".venv/bin/leads-api import" in script and "--org demo" in script

@@ -132,6 +132,7 @@ def demo(
                 rows=sampler.leads(leads, now_ms=now_ms(), attribution_days=org.attribution_days),
             )
         secret = _kept_demo_key(conn, org, key_file)
+    with store.read() as conn:  # once committed: SQLite's writers move the counts at commit
         total = count_leads(conn, org_id=org.id, query=ListQuery())
     store.dispose()
     base = f"http://{host}:{port}"
