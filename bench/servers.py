@@ -14,7 +14,7 @@ group's utime + stime from /proc, before and after each run) is the steadier fig
   key, no database; what the server stack itself can do;
 - `check`: GET /api/check with a key (the key looked up in the database);
 - `fresh`: GET /api/leads?page=N&limit=M, a distinct URL every request (the seeded Q1 list
-  of fresh.py, the largest organization), the key as `Authorization: Bearer`, the answer
+  of fresh.py, the largest organization), the key as `X-API-KEY` (http.run_wrk_list), the answer
   cache off (LEADS_ANSWER_CACHE_MB=0, as follow.py's uncached runs): a database-bound
   answer.
 
@@ -75,38 +75,6 @@ SERVERS: dict[str, tuple[str, ...] | None] = {
 }
 FRESH_URLS = 12_000
 CONNECTIONS = 32
-
-_LIST_LUA = """
-local entries = {}
-for line in io.lines(%(list)s) do entries[#entries + 1] = line end
-local n = #entries
-local counter = %(start)d
-local auth = {["Authorization"] = %(auth)s}
-sent = 0
-local threads = {}
-setup = function(thread)
-  threads[#threads + 1] = thread
-end
-request = function()
-  local path = entries[(counter %% n) + 1]
-  counter = counter + 1
-  sent = sent + 1
-  return wrk.format("GET", path, auth)
-end
-done = function(summary, latency, requests)
-  local total_sent = 0
-  for _, t in ipairs(threads) do total_sent = total_sent + (t:get("sent") or 0) end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH {"requests": %%d, "duration_us": %%d, "bytes": %%d, "connect": %%d, "read": %%d, ' ..
-    '"write": %%d, "status": %%d, "timeout": %%d, "p50_us": %%d, "p90_us": %%d, ' ..
-    '"p99_us": %%d, "max_us": %%d, "mean_us": %%.1f, "sent": %%d}\\n',
-    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
-    e.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.max, latency.mean, total_sent))
-end
-"""
-
 
 def say(message: str) -> None:
     print(f"[servers {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -189,28 +157,7 @@ def prepare(workdir: Path, rows: int, seed: int, cli: str) -> tuple[dict[str, st
     return env, data, keys
 
 
-# --- wrk --------------------------------------------------------------------------------------
-
-
-def run_wrk_urls(base: str, paths: list[str], key: str, *, start: int, duration: int,
-                 connections: int) -> dict[str, Any]:
-    """wrk sending `paths` in turn from `start` on, each with `Authorization: Bearer key`;
-    `repeats` counts the requests sent after the list ran out."""
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
-        listing.writelines(f"{path}\n" for path in paths)
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_LIST_LUA % {"list": json.dumps(listing.name), "start": start,
-                                  "auth": json.dumps(f"Bearer {key}")})
-    try:
-        raw = http.run_script(script.name, base + paths[0], duration=duration,
-                              connections=connections)
-    finally:
-        Path(script.name).unlink()
-        Path(listing.name).unlink()
-    result = http.summary(raw, connections=connections, duration=duration)
-    result["sent"] = raw["sent"]
-    result["repeats"] = max(0, raw["sent"] - (len(paths) - start))
-    return result
+# --- the measured paths -------------------------------------------------------------------
 
 
 class Paths:
@@ -234,17 +181,18 @@ class Paths:
 
     def fresh(self, server: http.Server, duration: int) -> dict[str, Any]:
         start = self.fresh_next % len(self.fresh_paths)
-        result = run_wrk_urls(server.base, self.fresh_paths, self.key, start=start,
-                              duration=duration, connections=CONNECTIONS)
+        entries = [(self.key, path) for path in self.fresh_paths]
+        result = http.run_wrk_list(server.base, entries, start=start, duration=duration,
+                                   connections=CONNECTIONS)
         self.fresh_next = start + result["sent"]
         result["list_start"] = start
         return result
 
     def samples(self) -> dict[str, tuple[str, dict[str, str]]]:
         """One request of each path, for comparing the two servers' answers."""
-        bearer = {"Authorization": f"Bearer {self.key}"}
-        return {"ceiling": (CEILING_PATH, {}), "check": ("/api/check", {"X-API-KEY": self.key}),
-                "fresh": (self.fresh_paths[0], bearer)}
+        key = {"X-API-KEY": self.key}
+        return {"ceiling": (CEILING_PATH, {}), "check": ("/api/check", key),
+                "fresh": (self.fresh_paths[0], key)}
 
 
 # --- answers compared, limits probed ----------------------------------------------------------
