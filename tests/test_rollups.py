@@ -17,8 +17,8 @@ from leads_api.fields import FIELDS_BY_NAME, LEAD_FIELDS
 from leads_api.query import parse_list_query, split_query_string
 from leads_api.sample import LeadSampler
 from leads_api.store import Store
-from leads_api.store.counts import count_leads, plan_count
-from leads_api.store.reads import MAX_KEPT_TERMS, _page_and_values, _shaped_page, list_leads
+from leads_api.store.counts import MAX_KEPT_TERMS, count_leads, plan_count
+from leads_api.store.reads import _page_and_values, _shaped_page, list_leads
 from leads_api.store.rollups import ROLLUPS, rebuild
 from leads_api.store.schema import leads
 from leads_api.store.sql import order_by, where_clause

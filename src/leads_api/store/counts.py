@@ -21,8 +21,9 @@ the reading transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,7 +33,14 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from leads_api.query.model import Exists, IntRanges, ListQuery, Predicate
 from leads_api.store.rollups import ROLLUPS, Buckets, Dimension, Rollup
 from leads_api.store.schema import lead_counts, leads
-from leads_api.store.sql import Binder, predicate_clause, where_clause, with_search_hint
+from leads_api.store.sql import (
+    Binder,
+    bound_predicate,
+    predicate_clause,
+    predicate_shape,
+    where_clause,
+    with_search_hint,
+)
 
 NEG_INF = -(2**64)
 POS_INF = 2**64
@@ -52,36 +60,29 @@ class CountPlan:
     empty: bool = False
 
 
-# The most asked total, an organization's leads without a filter, by a statement built once
-# (the planner would build the same sum on every request). Fresh Q1 on SQLite, 10 s runs
-# alternated: 1,370-1,520 us of server CPU an answer with it, 1,499-1,652 without.
-ORG_TOTAL_PARAM = "org_id"  # its one parameter: the organization
-_ORG_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(lead_counts.c.n), 0)).where(
-    lead_counts.c.org_id == sa.bindparam(ORG_TOTAL_PARAM)
+# The organization's size (its leads without a filter) as a column of another statement
+# (a click-only page's total, which its plan weighs against it); its one parameter is the
+# organization, the parameter of every statement built once per shape.
+ORG_TOTAL_PARAM = "org_id"
+ORG_TOTAL_COLUMN = (
+    sa.select(sa.func.coalesce(sa.func.sum(lead_counts.c.n), 0))
+    .where(lead_counts.c.org_id == sa.bindparam(ORG_TOTAL_PARAM))
+    .scalar_subquery()
 )
 
 
 def count_leads(conn: Connection, *, org_id: int, query: ListQuery) -> int:
-    """The exact number of the organization's leads matching the query's filters and search."""
-    if not query.predicates and query.search is None:
-        return int(conn.execute(_ORG_TOTAL, {ORG_TOTAL_PARAM: org_id}).scalar_one())
-    plan = plan_count(query)
-    if plan is None:
-        statement = with_search_hint(
-            sa.select(sa.func.count())
-            .select_from(leads)
-            .where(where_clause(query, org_id=org_id, dialect=conn.dialect.name)),
-            query,
-        )
-    elif plan.empty:
-        return 0
-    else:
-        statement = sa.select(_rollup_total(plan, org_id=org_id, bucketed=_bucket_form(plan)))
-    return int(conn.execute(statement).scalar_one() or 0)
-
-
-# The same, as a column of another statement, with the same parameter.
-ORG_TOTAL_COLUMN = _ORG_TOTAL.scalar_subquery()
+    """The exact number of the organization's leads matching the query's filters and search:
+    a search's by COUNT(*), any other's by the statement of its shape (totals)."""
+    if query.search is None:
+        return totals(conn, org_id=org_id, query=query)[0]
+    statement = with_search_hint(
+        sa.select(sa.func.count())
+        .select_from(leads)
+        .where(where_clause(query, org_id=org_id, dialect=conn.dialect.name)),
+        query,
+    )
+    return int(conn.execute(statement).scalar_one())
 
 
 # What a plan's bucketed dimension asks of its rollup, from the values of its predicates:
@@ -141,6 +142,45 @@ def bound_total(
 
 def _bucket_param(name: str | None) -> BindParameter[int] | None:
     return None if name is None else sa.bindparam(name, type_=sa.BigInteger)
+
+
+# A shape with more terms than this (predicates, ranges and values) is built for its
+# request alone: the statements kept stay small, however many filters a hostile client
+# sends (a request line of 8 KiB holds about 450 `[exists]` filters: 2.7 MB of statement).
+MAX_KEPT_TERMS = 64
+
+
+def kept(query: ListQuery, bind: Binder) -> bool:
+    """Whether the statement of the query's shape (its values named by `bind`) is kept."""
+    terms = len(bind.values)
+    for p in query.predicates:
+        terms += len(p.ranges) if isinstance(p, IntRanges) else 1
+    return terms <= MAX_KEPT_TERMS
+
+
+def totals(
+    conn: Connection, *, org_id: int, query: ListQuery, with_size: bool = False
+) -> tuple[int, int | None]:
+    """The query's total (not a search's) and, if `with_size`, the organization's size (its
+    no-filter total), in one statement built once per shape (as reads._shaped_page)."""
+    bind = Binder()
+    shape = (tuple(predicate_shape(p, bind) for p in query.predicates),
+             total_shape(query, bind), conn.dialect.name, with_size)
+    if shape[1] == NOTHING and not with_size:
+        return 0, None
+    build = _shaped_totals if kept(query, bind) else _shaped_totals.__wrapped__
+    row = conn.execute(build(*shape), {ORG_TOTAL_PARAM: org_id, **bind.values}).one()
+    return int(row[0]), int(row[1]) if with_size else None
+
+
+@lru_cache(maxsize=512)
+def _shaped_totals(
+    predicates: tuple[Hashable, ...], total: TotalShape, dialect: str, with_size: bool
+) -> sa.Select[Any]:
+    org: BindParameter[int] = sa.bindparam(ORG_TOTAL_PARAM, type_=sa.Integer)
+    bound = ListQuery(predicates=tuple(map(bound_predicate, predicates)))
+    counted = bound_total(total, bound, org_id=org, dialect=dialect)
+    return sa.select(counted, ORG_TOTAL_COLUMN) if with_size else sa.select(counted)
 
 
 def plan_count(query: ListQuery) -> CountPlan | None:

@@ -12,14 +12,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from leads_api.fields import LEAD_FIELDS, Field
-from leads_api.query.model import DEFAULT_SORT, IntRanges, Keyset, ListQuery, SortKey
+from leads_api.query.model import DEFAULT_SORT, Keyset, ListQuery, SortKey
 from leads_api.store.counts import (
-    ORG_TOTAL_COLUMN,
     ORG_TOTAL_PARAM,
     TotalShape,
     bound_total,
     count_leads,
+    kept,
     total_shape,
+    totals,
 )
 from leads_api.store.lead_objects import completed
 from leads_api.store.schema import CLICK_MASK_COLUMN, leads
@@ -95,7 +96,7 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
         return _page_with_total(conn, org_id=org_id, query=query, fields=fields)
     # The total first: the page's plan depends on it (a few click-ID matches, see
     # _few_clicked), or its offset may be past what OFFSET takes.
-    total, size = _totals(conn, org_id=org_id, query=query, with_size=clicked_only)
+    total, size = totals(conn, org_id=org_id, query=query, with_size=clicked_only)
     if query.offset >= total:
         return Page(fields, [], total)  # past the end: no need to ask (nor to overflow OFFSET)
     few = size is not None and _few_clicked(query, total=total, size=size)
@@ -112,29 +113,6 @@ def list_leads(conn: Connection, *, org_id: int, query: ListQuery) -> Page:
 TOTAL_FIRST_OFFSET = 2**31
 
 
-def _totals(
-    conn: Connection, *, org_id: int, query: ListQuery, with_size: bool
-) -> tuple[int, int | None]:
-    """The query's total (not a search's) and, if `with_size`, the organization's size (its
-    no-filter total), in one statement built once per shape (as _shaped_page)."""
-    bind = Binder()
-    shape = (tuple(predicate_shape(p, bind) for p in query.predicates),
-             total_shape(query, bind), conn.dialect.name, with_size)
-    build = _shaped_totals if _kept(query, bind) else _shaped_totals.__wrapped__
-    row = conn.execute(build(*shape), {ORG_TOTAL_PARAM: org_id, **bind.values}).one()
-    return int(row[0]), int(row[1]) if with_size else None
-
-
-@lru_cache(maxsize=512)
-def _shaped_totals(
-    predicates: tuple[Hashable, ...], total: TotalShape, dialect: str, with_size: bool
-) -> sa.Select[Any]:
-    org: BindParameter[int] = sa.bindparam(ORG_TOTAL_PARAM, type_=sa.Integer)
-    bound = ListQuery(predicates=tuple(map(bound_predicate, predicates)))
-    counted = bound_total(total, bound, org_id=org, dialect=dialect)
-    return sa.select(counted, ORG_TOTAL_COLUMN) if with_size else sa.select(counted)
-
-
 def _page_with_total(
     conn: Connection, *, org_id: int, query: ListQuery, fields: tuple[Field, ...]
 ) -> Page:
@@ -148,8 +126,7 @@ def _page_with_total(
                                          dialect=conn.dialect.name)
     rows, version = _read(conn, statement, org_id=org_id, fields=fields, params=params)
     if not rows:
-        empty = 0 if query.offset == 0 else _totals(conn, org_id=org_id, query=query,
-                                                     with_size=False)[0]
+        empty = 0 if query.offset == 0 else count_leads(conn, org_id=org_id, query=query)
         return Page(fields, [], empty)
     counted = int(rows[0][-1])
     rows = [row[:-1] for row in rows]
@@ -205,20 +182,6 @@ def _rows_of(
 
 
 _LIMIT, _OFFSET = "_limit", "_offset"  # a shape's page's parameters, with ORG_TOTAL_PARAM
-# A shape with more terms than this (predicates, ranges and values) is built for its
-# request alone: the statements kept stay small, however many filters a hostile client
-# sends (a request line of 8 KiB holds about 450 `[exists]` filters: 2.7 MB of statement).
-MAX_KEPT_TERMS = 64
-
-
-def _kept(query: ListQuery, bind: Binder) -> bool:
-    """Whether the statement of the query's shape (its values named by `bind`) is kept."""
-    terms = len(bind.values)
-    for p in query.predicates:
-        terms += len(p.ranges) if isinstance(p, IntRanges) else 1
-    return terms <= MAX_KEPT_TERMS
-
-
 # How a shape's page is found: with its total, in one statement (list_leads' usual page);
 # after its total, walking the query's order; after its total, a few click-ID matches
 # sorted (_few_clicked).
@@ -243,7 +206,7 @@ def _page_and_values(
              total)
     params = {ORG_TOTAL_PARAM: org_id, _LIMIT: query.limit, _OFFSET: query.offset,
               **bind.values}
-    build = _shaped_page if _kept(query, bind) else _shaped_page.__wrapped__
+    build = _shaped_page if kept(query, bind) else _shaped_page.__wrapped__
     return build(*shape), params
 
 
