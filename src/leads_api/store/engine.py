@@ -24,13 +24,6 @@ DEFAULT_DATABASE_URL = "sqlite:///./leads.db"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 DEFAULT_CACHE_KIB = 2_000  # SQLite's own default page cache
 BULK_LOAD_CACHE_KIB = 256 * 1024
-# SQLite reads the database file through a memory map of up to this much (the build's own
-# cap is 2 GiB), not a read() into each connection's page cache: a fresh answer's rows are
-# mostly pages no connection has cached yet. Measured at a million leads, one connection, a
-# search's recheck of 45,000 rows: 110 ms with read(), 80 ms mapped (bench/RESULTS.md).
-# The cost is SQLite's documented one: an I/O error on a mapped page is a signal, not an
-# error SQLite can answer, so a database on a network filesystem should turn it off (0).
-SQLITE_MMAP_MB = 2048
 # A PostgreSQL server that does not answer (host down, packets dropped) must turn into a
 # 503 within seconds, not hang a request for the OS's TCP timeout.
 PG_CONNECT_TIMEOUT_S = 5
@@ -140,15 +133,8 @@ class _SQLiteCompiler(SQLiteCompiler):
         return text
 
 
-def sqlite_mmap_bytes() -> int:
-    """How much of the SQLite file each connection maps (LEADS_SQLITE_MMAP_MB; 0: none)."""
-    value = os.environ.get("LEADS_SQLITE_MMAP_MB")
-    return max(0, int(value if value else SQLITE_MMAP_MB)) * 1024 * 1024
-
-
 def _sqlite_engine(url: sa.URL, *, connections: int | None = None) -> Engine:
     busy_ms = sqlite_busy_timeout_ms()
-    mmap_bytes = sqlite_mmap_bytes()
     # Up to one connection per request thread (Starlette's pool has 40): WAL readers run in
     # parallel, and a request should wait for SQLite, not for a pooled connection.
     size = pool_size() if connections is None else connections
@@ -172,7 +158,6 @@ def _sqlite_engine(url: sa.URL, *, connections: int | None = None) -> Engine:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA mmap_size={mmap_bytes}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
