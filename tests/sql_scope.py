@@ -28,6 +28,7 @@ import sqlglot
 from sqlglot import exp
 
 from leads_api.store.schema import (
+    SEARCH_ROWS,
     SQLITE_SEARCH_INDEX_TABLES,
     metadata,
     organizations,
@@ -50,10 +51,15 @@ _QUERY = (exp.Select, exp.Update, exp.Delete, exp.Insert)
 _VALUE = (exp.Literal, exp.Placeholder, exp.Parameter, exp.Boolean)
 
 
+# Tables no Table declares, with the column that names their organization: `search_rows`
+# (migration 0014), keyed differently on each database.
+UNDECLARED = {SEARCH_ROWS: "org_id"}
+
+
 @cache
 def scope_columns() -> dict[str, str]:
     """Each declared table -> the column whose value names one organization."""
-    found: dict[str, str] = {}
+    found: dict[str, str] = dict(UNDECLARED)
     for table in metadata.sorted_tables:
         if table.name in NOT_SCOPED:
             continue

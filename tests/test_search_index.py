@@ -15,7 +15,7 @@ from leads_api.lead import with_derived_columns
 from leads_api.query import parse_list_query, split_query_string
 from leads_api.store import Store, open_store
 from leads_api.store.schema import leads
-from leads_api.store.sql import order_by, where_clause, with_search_hint
+from leads_api.store.sql import order_by, search_rows_answer, where_clause, with_search_hint
 from leads_api.store.tenants import Organization, take_change_position
 
 PEOPLE = [
@@ -118,7 +118,11 @@ def test_sqlite_searches_use_the_trigram_index(sqlite_url: str, term: str, plan_
         store.dispose()
     steps = [str(step[-1]) for step in plan]
     assert any(plan_step in step for step in steps), steps
-    if "VIRTUAL TABLE" in plan_step:
+    if "USING INDEX" in plan_step:  # the index entries' text is tested before any row is read
+        assert "leads.search_text LIKE" in str(compiled), str(compiled)
+    if "VIRTUAL TABLE" in plan_step:  # its candidates' narrow rows, then the matches' leads
+        assert any("search_rows USING INTEGER PRIMARY KEY (rowid=?)" in step
+                   for step in steps), steps
         assert any("leads USING INTEGER PRIMARY KEY (rowid=?)" in step for step in steps), steps
 
 
@@ -149,8 +153,8 @@ def plain_search(rows: list[dict[str, Any]], term: str) -> list[str]:
     return found
 
 
-def searched(client: TestClient, term: str) -> tuple[list[str], int]:
-    response = client.get("/api/leads", params={"search": term, "limit": 100})
+def searched(client: TestClient, term: str, **params: str) -> tuple[list[str], int]:
+    response = client.get("/api/leads", params={**params, "search": term, "limit": 100})
     assert response.status_code == 200, response.text
     body = response.json()
     return [lead["id"] for lead in body["data"]], body["meta"]["pagination"]["total"]
@@ -164,11 +168,54 @@ def assert_search_is_exact(client: TestClient, store: Store) -> None:
         assert searched(client, term) == (
             plain_search(everything, term)[:100], len(plain_search(everything, term))
         ), term
+    assert_other_paths_agree(client, everything)
+    assert search_rows(store) == mirrored_leads(store)
     if store.dialect == "sqlite":
         with store.write() as conn:  # raises unless the index matches `leads` exactly
             conn.exec_driver_sql(
                 "INSERT INTO leads_search (leads_search, rank) VALUES ('integrity-check', 1)"
             )
+
+
+def assert_other_paths_agree(client: TestClient, everything: list[dict[str, Any]]) -> None:
+    """Pages that `search_rows` alone cannot answer read the matches from `leads` (another
+    order, another filter); those that it can, in either direction of creation, read only it.
+    Each gives the scan's answer."""
+    found_by = {term: set(plain_search(everything, term)) for term in TERMS}
+    for params, keep in (
+        ({"sort": "value:desc"}, lambda lead: True),
+        ({"sort": "createdAt:asc"}, lambda lead: True),
+        ({"status": "won"}, lambda lead: lead["status"] == "won"),
+        ({"sort": "name:asc", "source": "api"}, lambda lead: lead["source"] == "api"),
+    ):
+        ordered = client.get("/api/leads", params={**params, "limit": 100}).json()["data"]
+        unfiltered = client.get(
+            "/api/leads", params={"sort": params.get("sort", "createdAt:desc"), "limit": 100}
+        ).json()["data"]
+        assert [lead["id"] for lead in ordered] == [lead["id"] for lead in unfiltered if keep(lead)]
+        for term, found in found_by.items():
+            want = [lead["id"] for lead in ordered if lead["id"] in found]
+            assert searched(client, term, **params) == (want, len(want)), (term, params)
+
+
+# What `search_rows` holds of each lead (migration 0014), as `leads` has it.
+MIRRORED = "org_id, id, created_at, name_fold, email_fold, phone_fold, phone_digits"
+
+
+def search_rows(store: Store) -> list[tuple[Any, ...]]:
+    key = "lead_row" if store.dialect == "sqlite" else "search_text"
+    with store.read() as conn:
+        return [tuple(row) for row in conn.exec_driver_sql(
+            f"SELECT {key}, {MIRRORED} FROM search_rows ORDER BY id"
+        )]
+
+
+def mirrored_leads(store: Store) -> list[tuple[Any, ...]]:
+    key = "rowid" if store.dialect == "sqlite" else "search_text"
+    with store.read() as conn:
+        return [tuple(row) for row in conn.exec_driver_sql(
+            f"SELECT {key}, {MIRRORED} FROM leads ORDER BY id"
+        )]
 
 
 CREATED = [
@@ -209,7 +256,9 @@ def test_the_index_follows_creates_patches_and_imports(
         {"id": ids[0], "name": "Johanna Østergaard", "email": "JO@strasse.de",
          "phone": "+31 6 87654321"},
         {"id": ids[1], "name": None, "email": None, "phone": None, "custom": "kept"},
-        {"id": ids[2], "name": "Karl Smith", "email": "karl@strasse.de", "phone": "0101"},
+        {"id": ids[2], "name": "Karl Smith", "email": "karl@strasse.de", "phone": "0101",
+         "createdAt": "2025-01-02T03:04:05.000Z"},  # now the oldest: search_rows moves too
+        {"id": ids[3], "createdAt": "2024-06-01T00:00:00.000Z"},  # only the time changes
         {"name": "Émile Zoë", "email": "emile@gmail.com", "phone": "+33 1 23 45 67 89"},
         {"name": "ßmith", "email": "x_y%z@x.io"},
     ]
@@ -218,3 +267,19 @@ def test_the_index_follows_creates_patches_and_imports(
     result = cli("import", "--org", org.name, path)
     assert result.exit_code == 0, result.output
     assert_search_is_exact(client, store)
+
+
+@pytest.mark.parametrize(
+    ("query_string", "columns"),
+    [("search=smith", ["id", "created_at"]),
+     ("search=smith&sort=createdAt:asc", ["id", "created_at"]),
+     ("search=smith&sort=name:asc", ["id", "name_fold"]),
+     ("search=smith&sort=value:desc", None), ("search=smith&status=won", None),
+     ("status=won", None)],
+)
+def test_which_searches_search_rows_answer_alone(
+    query_string: str, columns: list[str] | None
+) -> None:
+    """A searched page reads only `search_rows` for its matches and their order when nothing
+    else is asked of them (the rest read the matches' lead rows for a filter or a sort key)."""
+    assert search_rows_answer(parse_list_query(split_query_string(query_string))) == columns

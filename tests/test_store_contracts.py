@@ -24,7 +24,7 @@ from alembic.runtime.migration import MigrationContext
 
 import leads_api.store
 from leads_api.store import Store
-from leads_api.store.schema import SQLITE_SEARCH_INDEX_TABLES, metadata
+from leads_api.store.schema import SEARCH_ROWS, SQLITE_SEARCH_INDEX_TABLES, metadata
 
 # Store modules that never touch leads: organizations and keys, engine setup, migrations and
 # table declarations. Every other store module is held to the org_id rule; a new module must
@@ -107,12 +107,15 @@ def _declared_for(dialect: str) -> Callable[..., bool]:
     """Alembic's include_object hook: what the schema declares for this database.
 
     Indexes declared with `.ddl_if(dialect=...)` exist only on that database (Alembic does not
-    read the condition). SQLite's FTS5 search index is a virtual table no Table declares.
+    read the condition). SQLite's FTS5 search index is a virtual table no Table declares, and
+    `search_rows` (migration 0014) has a key of its own on each database.
     """
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table" and reflected and name in SQLITE_SEARCH_INDEX_TABLES:
             return dialect != "sqlite"  # FTS5's tables, which no Table declares
+        if type_ == "table" and reflected and name == SEARCH_ROWS:
+            return False  # keyed differently on each database: no one Table declares it
         condition = getattr(obj, "_ddl_if", None)  # where SQLAlchemy keeps ddl_if()
         if type_ == "index" and not reflected and condition is not None:
             wanted = condition.dialect

@@ -35,6 +35,8 @@ from leads_api.store.sql import (
     only_click_presence,
     order_by,
     predicate_shape,
+    search_matches,
+    search_rows_answer,
     selected_values,
     sort_columns,
     sort_values,
@@ -379,29 +381,48 @@ def _page(
     return Page(fields, [kept(row) for row in rows], total, more, next_after, version)
 
 
+def _matches(conn: Connection, *, org_id: int, query: ListQuery) -> sa.FromClause:
+    """A search's matches: their ids and the sort's columns."""
+    dialect = conn.dialect.name
+    narrow = search_rows_answer(query)
+    if narrow is not None and query.search is not None:
+        # No filter but the search, in an order of columns `search_rows` holds: its narrow
+        # rows alone give the matches and their order, and only the page's leads are read.
+        found = search_matches(query.search, org_id=org_id, dialect=dialect, columns=narrow)
+        if found is not None:
+            return _matches_set(found, dialect)
+    return _matches_set(
+        with_search_hint(
+            sa.select(*sort_columns(query)).where(
+                where_clause(query, org_id=org_id, dialect=dialect)
+            ),
+            query,
+        ),
+        dialect,
+    )
+
+
+def _matches_set(found: Any, dialect: str) -> sa.FromClause:
+    if dialect == "postgresql":
+        # The matches first, as a set of their own: asked for them sorted, PostgreSQL's
+        # planner would walk the organization's index in that order, expecting the LIMIT to
+        # stop it early (the window count needs every match, so it never does: 360 ms for
+        # `smith` against 56 ms through the trigram index it then leaves unused).
+        cte: sa.FromClause = found.cte("matches").prefix_with("MATERIALIZED")
+        return cte
+    subquery: sa.FromClause = found.subquery("matches")
+    return subquery
+
+
 def _searched_page(
     conn: Connection, *, org_id: int, query: ListQuery, fields: tuple[Field, ...]
 ) -> Page:
     """A search must read every candidate row to recheck it, for the total as for the page:
     do it once. The matches are sorted as narrow (id, total) rows, with the total counted
     by a window over all of them, and only the page's rows are then read in full."""
-    where = where_clause(query, org_id=org_id, dialect=conn.dialect.name)
-    if conn.dialect.name == "postgresql":
-        # The matches first, as a set of their own: asked for them sorted, PostgreSQL's
-        # planner would walk the organization's index in that order, expecting the LIMIT to
-        # stop it early (the window count needs every match, so it never does: 360 ms for
-        # `smith` against 56 ms through the trigram index it then leaves unused).
-        matches = (
-            sa.select(*sort_columns(query)).where(where).cte("matches")
-            .prefix_with("MATERIALIZED")
-        )
-        candidates = sa.select(matches.c.id, sa.func.count().over().label("total"))
-        ordering = order_by(query, matches)
-    else:
-        candidates = with_search_hint(
-            sa.select(leads.c.id, sa.func.count().over().label("total")).where(where), query
-        )
-        ordering = order_by(query)
+    matches = _matches(conn, org_id=org_id, query=query)
+    candidates = sa.select(matches.c.id, sa.func.count().over().label("total"))
+    ordering = order_by(query, matches)
     page_ids = (
         candidates.order_by(*ordering)
         .limit(query.limit)

@@ -156,16 +156,17 @@ sa.Index(
     leads.c.source,
 ).ddl_if(dialect="postgresql")
 
-# Search prefilters on `search_text`: on PostgreSQL through pg_trgm's GIN index with the
-# organization in it (btree_gin); on SQLite by scanning this index's entries, not the rows.
-# The exact match on the folded columns then decides.
-sa.Index(
-    "ix_leads_search",
-    leads.c.org_id,
-    leads.c[SEARCH_TEXT_COLUMN],
-    postgresql_using="gin",
-    postgresql_ops={SEARCH_TEXT_COLUMN: "gin_trgm_ops"},
-)
+# On SQLite, a search term too short for a trigram scans this index's entries of the
+# organization, not its rows; the exact match on the folded columns then decides. (On
+# PostgreSQL the trigram index is over `search_rows`, below, since migration 0014.)
+sa.Index("ix_leads_search", leads.c.org_id, leads.c[SEARCH_TEXT_COLUMN]).ddl_if(dialect="sqlite")
+
+# Search decides on narrow rows (migration 0014): each lead's organization, id, created_at
+# and folded columns (and on PostgreSQL `search_text`, under the pg_trgm GIN index), kept by
+# triggers on `leads`. Keyed by the lead row's rowid on SQLite (what the FTS5 index gives)
+# and by the lead's id on PostgreSQL, so no one Table declares it for both: store/sql.py
+# names its columns, and schema comparisons leave it out.
+SEARCH_ROWS = "search_rows"
 
 # On SQLite, search looks terms up in an FTS5 trigram index over `search_text` (migration
 # 0010): a virtual table with shadow tables of its own, kept by triggers on `leads`. A

@@ -41,6 +41,7 @@ from leads_api.store.rollups import CLICK_PRESENCE
 from leads_api.store.schema import (
     CLICK_MASK_COLUMN,
     LEAD_JSON_COLUMN,
+    SEARCH_ROWS,
     SQLITE_SEARCH_INDEX,
     lead_counts_by_clicks,
     leads,
@@ -57,7 +58,7 @@ def where_clause(
     clauses: list[ColumnElement[bool]] = [leads.c.org_id == org_id]
     clauses.extend(predicate_clause(p) for p in query.predicates)
     if query.search is not None:
-        clauses.append(_search(query.search, dialect=dialect))
+        clauses.append(_search(query.search, org_id=org_id, dialect=dialect))
     return _all_of(clauses)
 
 
@@ -321,41 +322,105 @@ def _range(column: sa.Column[int], lo: Bound, hi: Bound) -> ColumnElement[bool]:
     return column.is_not(None)
 
 
-def _search(search: Search, *, dialect: str) -> ColumnElement[bool]:
+def _search(
+    search: Search, *, org_id: int | BindParameter[int], dialect: str
+) -> ColumnElement[bool]:
+    """The leads whose folded columns contain the term: those `search_rows` finds (below), or
+    on SQLite, for a term too short for a trigram, those the exact match finds in `leads`
+    among the entries of the (org_id, search_text) index that contain it (search_hint)."""
+    matched = search_matches(search, org_id=org_id, dialect=dialect)
+    if matched is not None:
+        return (_ROWID if dialect == "sqlite" else leads.c.id).in_(matched)
+    text = leads.c[SEARCH_TEXT_COLUMN]
+    return sa.and_(
+        sa.or_(*(text.contains(term, autoescape=True) for term in _terms(search))),
+        _exact(search, leads),
+    )
+
+
+def _exact(search: Search, source: sa.TableClause) -> ColumnElement[bool]:
     # Both sides are str.casefold()ed in Python, so a plain case-sensitive containment test
     # is a case-insensitive search; SQLite's ASCII-only LIKE folding cannot change it because
     # folded ASCII is already lower case. `autoescape` makes % _ and / literal.
     matches = [
-        leads.c[column].contains(search.folded, autoescape=True)
+        source.c[column].contains(search.folded, autoescape=True)
         for column in FOLDED_COLUMNS.values()
     ]
     if search.digits is not None:
-        matches.append(leads.c[PHONE_DIGITS_COLUMN].contains(search.digits, autoescape=True))
-    exact = sa.or_(*matches)
-    prefilter = _search_prefilter(search, dialect=dialect)
-    return exact if prefilter is None else sa.and_(prefilter, exact)
+        matches.append(source.c[PHONE_DIGITS_COLUMN].contains(search.digits, autoescape=True))
+    return sa.or_(*matches)
 
 
-def _search_prefilter(search: Search, *, dialect: str) -> ColumnElement[bool] | None:
+# The narrow rows a search decides on (migration 0014, schema.SEARCH_ROWS): on SQLite keyed
+# by the lead row's rowid (`lead_row`, what the FTS5 index gives), on PostgreSQL by the lead's
+# id, with `search_text` under the trigram index.
+_SEARCH_ROWS_COLUMNS = ("org_id", "id", "created_at", *FOLDED_COLUMNS.values(),
+                        PHONE_DIGITS_COLUMN)
+SEARCH_ROWS_TABLES: dict[str, sa.TableClause] = {
+    "sqlite": sa.table(SEARCH_ROWS, sa.column("lead_row"),
+                       *map(sa.column, _SEARCH_ROWS_COLUMNS)),
+    "postgresql": sa.table(SEARCH_ROWS, *map(sa.column, _SEARCH_ROWS_COLUMNS),
+                           sa.column(SEARCH_TEXT_COLUMN)),
+}
+_SEARCH_ROWS_KEYS = {"sqlite": "lead_row", "postgresql": "id"}
+
+
+def search_matches(
+    search: Search, *, org_id: int | BindParameter[int], dialect: str,
+    columns: Sequence[str] = (),
+) -> sa.Select[Any] | None:
+    """The organization's matches of `search` as rows of `search_rows`: its key (the lead
+    row's on SQLite, the id on PostgreSQL), then `columns`; None on SQLite for a term too
+    short for a trigram (its leads are found by scanning an index of `leads`).
+
+    The trigram index narrows to a superset of the matches, and the exact containment test
+    on the folded columns decides; both read only these narrow rows. Measured at a million
+    leads, 150 benchmark terms in a row: PostgreSQL 11.4 s on the lead rows, 2.2 s here."""
+    rows = SEARCH_ROWS_TABLES[dialect]
+    prefilter = _search_prefilter(search, rows, dialect=dialect)
+    if dialect == "sqlite" and prefilter is None:
+        return None
+    selected = [rows.c[c] for c in dict.fromkeys([_SEARCH_ROWS_KEYS[dialect], *columns])]
+    conditions = [rows.c.org_id == org_id, _exact(search, rows)]
+    if prefilter is not None:
+        conditions.insert(1, prefilter)
+    return sa.select(*selected).select_from(rows).where(*conditions)
+
+
+def search_rows_answer(query: ListQuery) -> list[str] | None:
+    """The columns of `search_rows` a searched page sorts on, when those rows alone answer it
+    (no filter but the search, an order of columns they hold); else None, and the matches
+    are read from `leads` (a filter or a sort key is there)."""
+    if query.search is None or query.predicates:
+        return None
+    names = [c.name for c in sort_columns(query)]
+    return names if set(names) <= set(_SEARCH_ROWS_COLUMNS) else None
+
+
+def _search_prefilter(
+    search: Search, rows: sa.TableClause, *, dialect: str
+) -> ColumnElement[bool] | None:
     """A condition that every match also meets (a superset of the matches), or None.
 
     `search_text` holds every folded column and the phone digits, so any lead the exact
     match accepts contains the term (or its digits) there. A term of three characters or
-    more is looked up by its trigrams: on PostgreSQL through pg_trgm's GIN index, on SQLite
-    in the FTS5 trigram index `leads_search` (migration 0010). Shorter terms have no
-    trigram: PostgreSQL then tests every row of the organization, SQLite scans the
-    organization's entries of the (org_id, search_text) index (see search_hint).
+    more is looked up by its trigrams: on PostgreSQL through pg_trgm's GIN index over
+    `search_rows`, on SQLite in the FTS5 trigram index `leads_search` (migration 0010), whose
+    rowids are `search_rows`' keys. Shorter terms have no trigram: PostgreSQL then tests
+    every row of the organization in `search_rows`, SQLite scans the organization's entries
+    of the (org_id, search_text) index of `leads` (see search_hint).
     """
     terms = _terms(search)
     if dialect == "sqlite":
         expression = fts_expression(terms)
-        if expression is not None:
-            return _ROWID.in_(
-                sa.select(_SEARCH_INDEX.c.rowid).where(_SEARCH_INDEX_NAME.match(expression))
-            )
-    elif any(len(term) < TRIGRAM for term in terms):
+        if expression is None:
+            return None
+        return rows.c.lead_row.in_(
+            sa.select(_SEARCH_INDEX.c.rowid).where(_SEARCH_INDEX_NAME.match(expression))
+        )
+    if any(len(term) < TRIGRAM for term in terms):
         return None
-    column = leads.c[SEARCH_TEXT_COLUMN]
+    column = rows.c[SEARCH_TEXT_COLUMN]
     return sa.or_(*(column.contains(term, autoescape=True) for term in terms))
 
 
