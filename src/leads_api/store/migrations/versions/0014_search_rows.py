@@ -99,16 +99,21 @@ _POSTGRES = (
 )
 
 
+def _trgm_schema() -> str:
+    """The schema pg_trgm lives in (migration 0003 installed it, or found it elsewhere)."""
+    return str(op.get_bind().execute(sa.text(
+        "SELECT n.nspname FROM pg_extension e "
+        "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
+    )).scalar_one())
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         for statement in _SQLITE:
             op.execute(statement)
         return
-    trgm = bind.execute(sa.text(
-        "SELECT n.nspname FROM pg_extension e "
-        "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
-    )).scalar_one()
+    trgm = _trgm_schema()
     for statement in _POSTGRES:
         op.execute(statement.replace('"{trgm}"', f'"{trgm}"'))
 
@@ -120,12 +125,8 @@ def downgrade() -> None:
     if postgres:
         op.execute("DROP FUNCTION search_rows_write()")
         op.execute("DROP FUNCTION search_rows_inserted()")
-        trgm = op.get_bind().execute(sa.text(
-            "SELECT n.nspname FROM pg_extension e "
-            "JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
-        )).scalar_one()
         op.execute(
             "CREATE INDEX ix_leads_search ON leads USING gin "
-            f'(org_id, search_text "{trgm}".gin_trgm_ops)'
+            f'(org_id, search_text "{_trgm_schema()}".gin_trgm_ops)'
         )
     op.execute("DROP TABLE search_rows")
