@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from conftest import lead_row
+from leads_api.errors import ServiceUnavailable
 from leads_api.store import Store
 from leads_api.store.schema import leads, organizations
 from leads_api.store.tenants import Organization
@@ -151,3 +152,129 @@ def test_postgres_writers_of_one_organization_share_commits(
     assert {seq for _, seq, _ in places} == {1}
     assert [ordinal for _, _, ordinal in places] == list(range(9))
     assert places[0].name == "First"
+
+
+def _one_group(
+    store: Store,
+    org: Organization,
+    monkeypatch: pytest.MonkeyPatch,
+    writers: list[Callable[[], object]],
+) -> list[object]:
+    """Run `writers` in this order in one group of `org`'s lane: a first writer holds the
+    turn until they all queue behind it. Each one's result or the exception it raised."""
+    groups = store._groups
+    assert groups is not None
+    monkeypatch.setattr(groups, "GROUP_MAX_MS", 60_000)
+    release, started = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with store.write(org_id=org.id, append_only=True) as conn:
+            started.set()
+            release.wait(10)
+            insert_leads(conn, org_id=org.id, rows=[lead_row(name="First")])
+
+    def outcome(writer: Callable[[], object]) -> object:
+        try:
+            return writer()
+        except Exception as error:  # what its caller would get
+            return error
+
+    with ThreadPoolExecutor(len(writers) + 1) as pool:
+        futures = [pool.submit(outcome, first)]
+        assert started.wait(10)
+        for queued, writer in enumerate(writers, start=1):
+            futures.append(pool.submit(outcome, writer))
+            while sum(len(t.waiting) for t in groups._lanes.values()) < queued:
+                threading.Event().wait(0.005)  # each queues behind the one before
+        release.set()
+        return [future.result(timeout=30) for future in futures][1:]
+
+
+def test_append_only_writers_rows_are_read_by_the_next_writer_and_kept_in_order(
+    store: Store, make_org: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Append-only writers run no SQL in their turn: their rows wait, and go in before the
+    next writer that runs SQL of its own (it sees them) and at the group's end."""
+    org = make_org()
+    groups = store._groups
+    assert groups is not None
+    commits_before = groups.commits
+
+    def append(name: str) -> Callable[[], object]:
+        def writer() -> object:
+            row = lead_row(name=name, email=f"{name.lower()}@example.com")
+            with store.write(org_id=org.id, append_only=True) as conn:
+                insert_leads(conn, org_id=org.id, rows=[row])
+            return row["id"]
+
+        return writer
+
+    def reader() -> object:  # a writer of its own SQL (a PATCH by email reads so)
+        with store.write(org_id=org.id) as conn:
+            return (
+                conn.execute(
+                    sa.select(leads.c.name)
+                    .where(
+                        leads.c.org_id == org.id,
+                        leads.c.email_fold.in_(["a@example.com", "b@example.com"]),
+                    )
+                    .order_by(leads.c.name)
+                )
+                .scalars()
+                .all()
+            )
+
+    results = _one_group(store, org, monkeypatch, [append("A"), append("B"), reader, append("C")])
+    assert results[2] == ["A", "B"]  # the rows appended before it, in its own turn
+    assert groups.commits - commits_before == 1  # five writers, one commit
+    with store.read() as conn:
+        names = (
+            conn.execute(
+                sa.select(leads.c.name)
+                .where(leads.c.org_id == org.id)
+                .order_by(leads.c.change_seq, leads.c.change_ord)
+            )
+            .scalars()
+            .all()
+        )
+    assert names == ["First", "A", "B", "C"]  # the feed's order is the order of the turns
+    assert rollup_snapshot(store, org.id) == rebuilt_snapshot(store, org.id)
+
+
+def test_append_only_rows_the_database_refuses_fail_every_member_of_their_group(
+    store: Store, make_org: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused row is found only when the group writes its rows, after its writer's turn:
+    then no member of the group is acknowledged (503) and none of their writes stays."""
+    org = make_org()
+    stored = lead_row(name="Stored first")
+    with store.write(org_id=org.id) as conn:
+        insert_leads(conn, org_id=org.id, rows=[stored])
+
+    def append(row: dict[str, object]) -> Callable[[], object]:
+        def writer() -> object:
+            with store.write(org_id=org.id, append_only=True) as conn:
+                insert_leads(conn, org_id=org.id, rows=[row])
+            return row["id"]
+
+        return writer
+
+    def reader() -> object:
+        with store.write(org_id=org.id) as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(leads)).scalar_one()
+
+    duplicate = {**lead_row(name="Duplicate"), "id": stored["id"]}
+    # Found at the group's end: every member fails.
+    queue = [append(lead_row(name="Ok")), append(duplicate), append(lead_row(name="After"))]
+    results = _one_group(store, org, monkeypatch, queue)
+    assert all(isinstance(r, ServiceUnavailable) for r in results), results
+    assert stored_ids(store, org.id) == {stored["id"]}
+    # Found when a writer of its own SQL takes its turn: it and the members before it fail;
+    # the writer queued after it starts the next group, which commits.
+    queue = [append(duplicate), reader, append(after := lead_row(name="After the reader"))]
+    results = _one_group(store, org, monkeypatch, queue)
+    assert isinstance(results[0], ServiceUnavailable)
+    assert isinstance(results[1], ServiceUnavailable)
+    assert results[2] == after["id"]
+    assert stored_ids(store, org.id) == {stored["id"], after["id"]}
+    assert rollup_snapshot(store, org.id) == rebuilt_snapshot(store, org.id)

@@ -13,7 +13,14 @@ from leads_api.errors import ValidationError
 from leads_api.lead import new_lead_id
 from leads_api.lead_input import lead_change, new_lead_columns
 from leads_api.store import Store
-from leads_api.store.lead_writes import Answer, IdempotencyKey, body_hash, create_lead, update_leads
+from leads_api.store.lead_writes import (
+    Answer,
+    IdempotencyKey,
+    body_hash,
+    create_appends_only,
+    create_lead,
+    update_leads,
+)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
@@ -31,8 +38,10 @@ async def create_lead_endpoint(request: Request) -> Response:
     first = Answer(201, {"id": lead_id, "message": "Lead added"})
     idempotency = None if key is None else IdempotencyKey(key, body_hash(body))
 
+    appends_only = create_appends_only(caller.org, idempotency)
+
     def work() -> Answer:
-        with store.write(org_id=caller.org.id) as conn:
+        with store.write(org_id=caller.org.id, append_only=appends_only) as conn:
             return create_lead(
                 conn, org_id=caller.org.id, columns=columns, answer=first,
                 idempotency=idempotency, known=caller.org,

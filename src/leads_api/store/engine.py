@@ -218,15 +218,20 @@ class Store:
                 yield conn
 
     @contextmanager
-    def write(self, *, org_id: int | None = None) -> Iterator[Connection]:
+    def write(
+        self, *, org_id: int | None = None, append_only: bool = False
+    ) -> Iterator[Connection]:
         """A write transaction: committed when the block ends without an exception. On
         SQLite, writers of this process take turns in arrival order and consecutive ones
         share one commit, each in a savepoint of its own; on PostgreSQL, so do the writers
         that name the one organization whose leads they change (`org_id`); others get a
-        transaction of their own (store/write_groups.py)."""
+        transaction of their own (store/write_groups.py). `append_only`: the block only
+        inserts new leads through a unit of work and reads nothing, so in a group its rows
+        may wait for the group's next statement (lead_writes.create_appends_only)."""
         on_sqlite = self._sqlite_writer_engine is not None
         if self._groups is not None and (on_sqlite or org_id is not None):
-            with _unavailable_as_503(), self._groups.write(None if on_sqlite else org_id) as conn:
+            lane = None if on_sqlite else org_id
+            with _unavailable_as_503(), self._groups.write(lane, append_only=append_only) as conn:
                 yield conn
             return
         with self._transaction(self.engine) as conn:

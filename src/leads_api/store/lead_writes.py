@@ -52,6 +52,13 @@ class Answer:
     replayed: bool = False
 
 
+def create_appends_only(known: Organization, idempotency: IdempotencyKey | None) -> bool:
+    """Whether a create by a caller of organization `known` runs no SQL but the insert of
+    its lead: no Idempotency-Key to claim, no monthly limit to count (create_lead). Such
+    a create may be written as append-only (Store.write)."""
+    return idempotency is None and known.leads_limit is None
+
+
 def body_hash(body: Any) -> str:
     """SHA-256 of the body's canonical JSON: key order and whitespace do not matter."""
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -18,7 +18,10 @@ the unit of work makes the derived state follow, in the write's own transaction:
 3. at the end (`flush`, done by `lead_writes` on leaving the block) every rollup moves by
    the rows removed and added, and the write listeners (the webhook outbox) are told which
    leads were created or changed, each with its object after the write; in a writer group
-   both wait for the group's end, so they are written once for all its writers.
+   both wait for the group's end, so they are written once for all its writers;
+4. in a writer group, the new rows of a writer that only appends (APPEND_ONLY_OPTION: a
+   create that reads nothing) wait too: the group writes them, with those of the
+   append-only writers after it, in one statement (see Deferred).
 
 Nothing outside this module moves rollups, versions or positions.
 """
@@ -127,6 +130,9 @@ _LISTENERS: list[WriteListener] = []
 # A connection option: a Deferred that takes what the units of work on the connection leave
 # for later, instead of their writing it at their flush (set by a writer group).
 DEFERRED_OPTION = "leads_deferred"
+# A connection option, set by a writer group beside DEFERRED_OPTION for a writer that only
+# appends: the new rows of its units of work go to that Deferred too, unwritten.
+APPEND_ONLY_OPTION = "leads_append_only"
 
 
 @dataclass
@@ -136,18 +142,34 @@ class Deferred:
     events for the write listeners. A unit of work writes its own at its flush; in a writer
     group each writer's join the group's when it ends without an error, and the group
     writes them all at once before its commit: a statement or two for the group, where
-    each writer would have spent its own while the others waited for their turn."""
+    each writer would have spent its own while the others waited for their turn.
 
+    In a group, the new rows of append-only writers (APPEND_ONLY_OPTION) join it too,
+    complete with their place: the group writes them all in one statement (`write_rows`)
+    before the next writer that runs SQL of its own takes its savepoint (it may read them:
+    a PATCH by email, a monthly count), and at its end. An append-only writer so holds the
+    group's connection for no round trip at all: one a writer was measured to cost 0.9-1.0
+    ms of the turn, while the others waited."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)  # new leads, in written order
     objects: list[dict[str, Any]] = field(default_factory=list)  # _SET_LEAD_JSON's, in order
     events: dict[int, list[LeadEvent]] = field(default_factory=dict)  # by organization
 
     def merge(self, other: Deferred) -> None:
+        self.rows += other.rows
         self.objects += other.objects
         for org_id, events in other.events.items():
             self.events.setdefault(org_id, []).extend(events)
 
+    def write_rows(self, conn: Connection) -> None:
+        """Insert the new rows held so far (on `conn`, in its open transaction)."""
+        rows, self.rows = self.rows, []
+        if rows:
+            _insert_rows(conn, rows, copy_from=2)
+
     def write(self, conn: Connection) -> None:
         """On `conn`, in its open transaction; then empty."""
+        self.write_rows(conn)
         if self.objects:
             conn.execute(_SET_LEAD_JSON, self.objects)
         for org_id in sorted(self.events):
@@ -173,6 +195,9 @@ class LeadWrites:
         self._ordinals = itertools.count() if held is None else held.ordinals  # change_ord
         self._wrote = False
         self._rollups = RollupChanges()
+        options = conn.get_execution_options()
+        self._append_only = bool(options.get(APPEND_ONLY_OPTION)) and DEFERRED_OPTION in options
+        self._rows: list[dict[str, Any]] = []  # new rows left to the group (append-only)
         self._objects: list[dict[str, Any]] = []  # lead_json of the rows update() wrote
         self._events: list[LeadEvent] = []
 
@@ -194,19 +219,10 @@ class LeadWrites:
         batch = [self._complete(row) for row in rows]
         if not batch:
             return 0
-        conn = self.conn
-        if len(batch) >= COPY_FROM_ROWS and conn.dialect.name == "postgresql":
-            _copy(conn, batch)
-        elif len(batch) > 1 and conn.dialect.name == "sqlite":
-            _insert_sqlite(conn, batch)
+        if self._append_only:
+            self._rows += batch  # the group writes them (Deferred.write_rows)
         else:
-            # Plain tuples to the driver: SQLAlchemy's per-row parameter handling for ~50
-            # columns cost as much as SQLite's own insert work.
-            marker = "%s" if conn.dialect.name == "postgresql" else "?"
-            conn.exec_driver_sql(
-                _INSERT.format(markers=", ".join([marker] * len(_LEAD_COLUMNS))),
-                [_row_values(row) for row in batch],
-            )
+            _insert_rows(self.conn, batch)
         self._rollups.add(added=batch)
         if _LISTENERS:
             self._events += [
@@ -288,8 +304,10 @@ class LeadWrites:
         if not self._wrote:
             return  # nothing was written
         self._rollups.flush(self.conn, org_id=self.org_id)
-        deferred = Deferred(self._objects, {self.org_id: self._events} if self._events else {})
-        self._objects, self._events = [], []
+        deferred = Deferred(
+            self._rows, self._objects, {self.org_id: self._events} if self._events else {}
+        )
+        self._rows, self._objects, self._events = [], [], []
         sink: Deferred | None = self.conn.get_execution_options().get(DEFERRED_OPTION)
         if sink is not None:
             sink.merge(deferred)
@@ -332,6 +350,25 @@ def insert_leads(conn: Connection, *, org_id: int, rows: Iterable[Row]) -> int:
     """Insert new leads for `org_id` as one unit of work (seeding, tests, the demo)."""
     with lead_writes(conn, org_id=org_id) as writes:
         return writes.insert(rows)
+
+
+def _insert_rows(
+    conn: Connection, batch: Sequence[Row], *, copy_from: int = COPY_FROM_ROWS
+) -> None:
+    """Insert complete rows: on PostgreSQL by COPY from `copy_from` rows on, on SQLite by
+    statements of many rows, else one INSERT a row."""
+    if len(batch) >= copy_from and conn.dialect.name == "postgresql":
+        _copy(conn, batch)
+    elif len(batch) > 1 and conn.dialect.name == "sqlite":
+        _insert_sqlite(conn, batch)
+    else:
+        # Plain tuples to the driver: SQLAlchemy's per-row parameter handling for ~50
+        # columns cost as much as SQLite's own insert work.
+        marker = "%s" if conn.dialect.name == "postgresql" else "?"
+        conn.exec_driver_sql(
+            _INSERT.format(markers=", ".join([marker] * len(_LEAD_COLUMNS))),
+            [_row_values(row) for row in batch],
+        )
 
 
 # SQLite's FTS5 search index (kept by a trigger, migration 0010) flushes its pending terms

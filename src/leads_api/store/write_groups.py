@@ -26,6 +26,12 @@ So, per lane, within one process (`WriteGroups`):
 - each writer runs in a SAVEPOINT, so a failing writer undoes only its own changes and
   its error reaches only its own caller (`Group.savepoint`: never released, a round trip
   saved per writer);
+- but a writer that only appends new leads and reads nothing (`append_only`: a create
+  without an Idempotency-Key in an organization without a monthly limit) runs no SQL in
+  its turn and takes no savepoint: its rows join the group's, and the group writes them
+  in one statement before the next writer's savepoint (who may read them) or at its end
+  (`unit_of_work.Deferred`). Its turn is Python only. Writing the rows failing fails
+  the group, as a failed commit does: every member gets 503;
 - the rollups of the whole group move once, and the stored objects of the leads its
   PATCHes wrote and its webhook messages are written once, before its commit
   (`GroupFlushes`, `unit_of_work.Deferred`): each writer's rollup moves, objects and
@@ -58,7 +64,7 @@ from sqlalchemy.engine import Connection, Engine
 from leads_api.errors import ServiceUnavailable
 from leads_api.store.rollups import ROLLUP_SINK_OPTION, RollupChanges, RollupSink
 from leads_api.store.tenants import HELD_POSITION_OPTION, hold_position
-from leads_api.store.unit_of_work import DEFERRED_OPTION, Deferred
+from leads_api.store.unit_of_work import APPEND_ONLY_OPTION, DEFERRED_OPTION, Deferred
 
 # How long a PostgreSQL writer waits for its turn before it gets a 503 (as for a connection).
 TURN_TIMEOUT_S = 10.0
@@ -75,16 +81,22 @@ class GroupFlushes:
         self.deferred = Deferred()
 
     @contextmanager
-    def writer(self, conn: Connection) -> Iterator[None]:
+    def writer(self, conn: Connection, *, append_only: bool = False) -> Iterator[None]:
         """Collect what the units of work of one writer on `conn` flush (they hand it here
-        instead of writing it); kept only if the block ends normally."""
+        instead of writing it; with `append_only`, their new rows too); kept only if the
+        block ends normally."""
         rollups: RollupSink = {}
         deferred = Deferred()
-        conn.execution_options(**{ROLLUP_SINK_OPTION: rollups, DEFERRED_OPTION: deferred})
+        conn.execution_options(**{
+            ROLLUP_SINK_OPTION: rollups, DEFERRED_OPTION: deferred,
+            APPEND_ONLY_OPTION: append_only,
+        })
         try:
             yield
         finally:
-            conn.execution_options(**{ROLLUP_SINK_OPTION: None, DEFERRED_OPTION: None})
+            conn.execution_options(**{
+                ROLLUP_SINK_OPTION: None, DEFERRED_OPTION: None, APPEND_ONLY_OPTION: False,
+            })
         for org_id, changes in rollups.items():
             self.rollups.setdefault(org_id, RollupChanges()).merge(changes)
         self.deferred.merge(deferred)
@@ -113,12 +125,18 @@ class Group:
     error: BaseException | None = None
 
     def savepoint(self) -> str:
-        """Open the next writer's savepoint; its name.
+        """Write the rows the append-only writers before left (this writer may read them),
+        then open its savepoint; its name.
 
         Never released: a RELEASE would cost the writer one more round trip while the
         others wait for their turn, and the commit keeps every savepoint's changes anyway.
         A failing writer rolls back to its own, which undoes what it did and nothing of
         the writers before it (their savepoints are older)."""
+        try:
+            self.flushes.deferred.write_rows(self.conn)
+        except BaseException as error:
+            self.error = error  # the rows of members that ended well: the group cannot commit
+            raise ServiceUnavailable("The write could not be committed; retry shortly") from error
         self.savepoints += 1
         name = f"writer_{self.savepoints}"
         self.conn.exec_driver_sql(f"SAVEPOINT {name}")
@@ -155,7 +173,10 @@ class WriteGroups:
         self.commits = 0  # groups committed (one commit each), for tests and diagnostics
 
     @contextmanager
-    def write(self, lane: Hashable) -> Iterator[Connection]:
+    def write(self, lane: Hashable, *, append_only: bool = False) -> Iterator[Connection]:
+        """The group's connection for one writer's turn. `append_only`: the writer only
+        inserts new leads through a unit of work and runs no SQL of its own (see the
+        module's doc); a statement it runs anyway and that fails fails the group."""
         budget_s = self._timeout_s()
         started = time.monotonic()
         turns = self._enter(lane, budget_s)
@@ -165,14 +186,21 @@ class WriteGroups:
             self._leave(lane, turns)
             raise
         conn = group.conn
-        savepoint = group.savepoint()
         try:
-            with group.flushes.writer(conn):
-                yield conn
+            savepoint = None if append_only else group.savepoint()
         except BaseException:
-            with suppress(exc.DBAPIError):
-                # This writer's changes only; the group goes on.
-                conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {savepoint}")
+            self._hand_over(lane, turns, group)
+            raise
+        try:
+            with group.flushes.writer(conn, append_only=append_only):
+                yield conn
+        except BaseException as error:
+            if savepoint is not None:
+                with suppress(exc.DBAPIError):
+                    # This writer's changes only; the group goes on.
+                    conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {savepoint}")
+            elif isinstance(error, exc.DBAPIError):
+                group.error = error  # a statement outside any savepoint failed
             self._hand_over(lane, turns, group)
             raise
         group.members += 1
@@ -192,12 +220,16 @@ class WriteGroups:
         lane (who joins the group), or commit the group and let the next writer start a
         new one."""
         with self._guard:
-            if turns.waiting and not group.full(self.GROUP_MAX, self.GROUP_MAX_MS):
+            if (
+                turns.waiting
+                and group.error is None
+                and not group.full(self.GROUP_MAX, self.GROUP_MAX_MS)
+            ):
                 turns.waiting.popleft().set()
                 return
         turns.group = None
         try:
-            if group.members:
+            if group.members and group.error is None:
                 group.flushes.flush(group.conn)
                 group.transaction.commit()
                 self.commits += 1
