@@ -236,6 +236,47 @@ def test_create_needs_a_key(anonymous: TestClient, client: TestClient) -> None:
     assert total(client) == 0
 
 
+# What a write's body holds is looked at only after its key (in the same worker thread as
+# the write, api/write.py): an unknown key is 401 and a read-only one 403 whatever the body.
+_BAD_BODIES = [
+    pytest.param({"content": b"{not json", "headers": {"Content-Type": "application/json"}},
+                 id="not-json"),
+    pytest.param({"content": b"[1]", "headers": {"Content-Type": "application/json"}},
+                 id="an-array"),
+    pytest.param({"content": b'{"name": "Ada"}', "headers": {"Content-Type": "text/plain"}},
+                 id="not-json-media-type"),
+    pytest.param({"content": b"{}" + b" " * (1024 * 1024),
+                  "headers": {"Content-Type": "application/json"}}, id="over-the-limit"),
+    pytest.param({"json": {"name": "Ada", "status": "nonsense", "value": "x"}},
+                 id="invalid-fields"),
+    pytest.param({"json": {"name": "Ada"}, "headers": {"Idempotency-Key": " "}},
+                 id="blank-idempotency-key"),
+]
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+@pytest.mark.parametrize("request_body", _BAD_BODIES)
+def test_the_key_is_answered_before_anything_the_body_holds(
+    org: Organization, client_for: ClientFor, anonymous: TestClient, client: TestClient,
+    method: str, request_body: dict[str, Any],
+) -> None:
+    headers = request_body.get("headers", {})
+    body = {k: v for k, v in request_body.items() if k != "headers"}
+    for key, status, code in (
+        (None, 401, "UNAUTHORIZED"), ("lak_" + "A" * 40, 401, "UNAUTHORIZED")
+    ):
+        sent = headers if key is None else {**headers, "X-API-KEY": key}
+        assert_error(anonymous.request(method, "/api/leads", headers=sent, **body), status, code)
+    with client_for(org, read_only=True) as reader:
+        assert_error(reader.request(method, "/api/leads", headers=headers, **body),
+                     403, "FORBIDDEN")
+    # and with a good key, the body's own error
+    assert client.request(method, "/api/leads", headers=headers, **body).status_code in (
+        400, 413, 415
+    )
+    assert total(client) == 0
+
+
 def test_leads_go_to_the_keys_organization_only(
     client: TestClient, make_org: Callable[..., Organization], client_for: ClientFor
 ) -> None:

@@ -42,12 +42,17 @@ async def request_caller(request: Request, *, writes: bool = False) -> Caller:
     unknown key is 401 and (with `writes`) a read-only key 403 whatever the body holds."""
     store: Store = request.app.state.store
     key = key_from_headers(request)
+    caller = await run_in_threadpool(store_caller, store, key)
+    if writes:
+        require_writer(caller)
+    return caller
 
-    def work() -> Caller:
-        with store.read() as conn:
-            return require_caller(conn, key)
 
-    caller = await run_in_threadpool(work)
+def store_caller(store: Store, key: str | None, *, writes: bool = False) -> Caller:
+    """The caller, from a short read transaction of its own (in a worker thread): 401 for
+    an unknown key, and with `writes` 403 for a read-only one."""
+    with store.read() as conn:
+        caller = require_caller(conn, key)
     if writes:
         require_writer(caller)
     return caller

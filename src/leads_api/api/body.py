@@ -7,6 +7,7 @@ cannot make the server buffer more than the limit either.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
@@ -20,12 +21,39 @@ MAX_BODY_BYTES = 1024 * 1024
 BODY_FIELD = "body"
 
 
+@dataclass(frozen=True)
+class Body:
+    """A request's body as read, not yet looked at: its bytes and media type, or why it was
+    not read to the end (over the limit)."""
+
+    raw: bytes
+    content_type: str | None
+    refused: PayloadTooLarge | None = None
+
+
 async def read_json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object: 413 over 1 MiB, 415 when not JSON, 400 when absent or bad."""
-    raw = await _read_limited(request)
+    return json_object(await read_body(request))
+
+
+async def read_body(request: Request) -> Body:
+    """The body's bytes, up to the limit: for an endpoint that looks at them later (after
+    the caller's key, in the same worker thread as its write: json_object)."""
+    content_type = request.headers.get("content-type")
+    try:
+        return Body(await _read_limited(request), content_type)
+    except PayloadTooLarge as error:
+        return Body(b"", content_type, refused=error)
+
+
+def json_object(body: Body) -> dict[str, Any]:
+    """`body` as a JSON object, or the error read_json_object gives."""
+    if body.refused is not None:
+        raise body.refused
+    raw = body.raw
     if not raw.strip():
         raise ValidationError("A JSON object body is required (send {} for none)", field=BODY_FIELD)
-    _require_json_media_type(request.headers.get("content-type"))
+    _require_json_media_type(body.content_type)
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
