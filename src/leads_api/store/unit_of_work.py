@@ -195,8 +195,10 @@ class LeadWrites:
         self._ordinals = itertools.count() if held is None else held.ordinals  # change_ord
         self._wrote = False
         self._rollups = RollupChanges()
-        options = conn.get_execution_options()
-        self._append_only = bool(options.get(APPEND_ONLY_OPTION)) and DEFERRED_OPTION in options
+        options = conn.get_execution_options()  # rows are held only where a group takes them
+        self._append_only = (
+            bool(options.get(APPEND_ONLY_OPTION)) and options.get(DEFERRED_OPTION) is not None
+        )
         self._rows: list[dict[str, Any]] = []  # new rows left to the group (append-only)
         self._objects: list[dict[str, Any]] = []  # lead_json of the rows update() wrote
         self._events: list[LeadEvent] = []
