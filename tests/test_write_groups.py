@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from conftest import lead_row
 from leads_api.errors import ServiceUnavailable
@@ -277,4 +277,36 @@ def test_append_only_rows_the_database_refuses_fail_every_member_of_their_group(
     assert isinstance(results[1], ServiceUnavailable)
     assert results[2] == after["id"]
     assert stored_ids(store, org.id) == {stored["id"], after["id"]}
+    assert rollup_snapshot(store, org.id) == rebuilt_snapshot(store, org.id)
+
+
+def test_a_failing_statement_of_an_append_only_writer_fails_its_group(
+    store: Store, make_org: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An append-only writer has no savepoint to roll back to: a statement of its own that
+    fails leaves the group's transaction in doubt, so no member of it is acknowledged; the
+    writer queued after it starts the next group."""
+    org = make_org()
+
+    def append(row: dict[str, object]) -> Callable[[], object]:
+        def writer() -> object:
+            with store.write(org_id=org.id, append_only=True) as conn:
+                insert_leads(conn, org_id=org.id, rows=[row])
+            return row["id"]
+
+        return writer
+
+    def failing() -> object:
+        with store.write(org_id=org.id, append_only=True) as conn:
+            conn.exec_driver_sql("SELECT * FROM no_such_table")
+        return None
+
+    after = lead_row(name="After")
+    results = _one_group(
+        store, org, monkeypatch, [append(lead_row(name="Before")), failing, append(after)]
+    )
+    assert isinstance(results[0], ServiceUnavailable)
+    assert isinstance(results[1], DBAPIError)  # its own error, to its own caller
+    assert results[2] == after["id"]
+    assert stored_ids(store, org.id) == {after["id"]}  # not "First", not "Before"
     assert rollup_snapshot(store, org.id) == rebuilt_snapshot(store, org.id)
