@@ -41,11 +41,7 @@ async def request_caller(request: Request, *, writes: bool = False) -> Caller:
     """The caller, from a short read transaction of its own, before the body is read: an
     unknown key is 401 and (with `writes`) a read-only key 403 whatever the body holds."""
     store: Store = request.app.state.store
-    key = key_from_headers(request)
-    caller = await run_in_threadpool(store_caller, store, key)
-    if writes:
-        require_writer(caller)
-    return caller
+    return await run_in_threadpool(store_caller, store, key_from_headers(request), writes=writes)
 
 
 def store_caller(store: Store, key: str | None, *, writes: bool = False) -> Caller:
