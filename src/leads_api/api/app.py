@@ -24,6 +24,7 @@ from leads_api.api.errors import on_api_error, on_http_exception
 from leads_api.api.guard import Guard
 from leads_api.api.metrics import RequestMetrics, metrics_enabled
 from leads_api.api.openapi import document
+from leads_api.api.read_slots import ReadSlots, read_threads_from_env
 from leads_api.delivery.deliverer import Deliverer, DeliveryThread
 from leads_api.errors import ApiError
 from leads_api.store import Store, open_store
@@ -34,9 +35,11 @@ def create_app(
     answer_cache: AnswerCache | None = None,
     *,
     deliver_webhooks: bool = False,
+    read_threads: int | None = None,
 ) -> Starlette:
     """The app over `store` (default: the store LEADS_DATABASE_URL names), with
-    `answer_cache` (default: LEADS_ANSWER_CACHE_MB's size, see answer_cache.py); with
+    `answer_cache` (default: LEADS_ANSWER_CACHE_MB's size, see answer_cache.py) and
+    `read_threads` reads at once (default LEADS_READ_THREADS's, see read_slots.py); with
     `deliver_webhooks`, it runs a webhook deliverer while it serves."""
     # Outermost first. The access log sees every answer, the Guard's 500s included; CORS
     # wraps those too, so a browser can read them; the Guard (guard.py) turns unexpected
@@ -62,6 +65,9 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.store = store
     app.state.answer_cache = answer_cache if answer_cache is not None else AnswerCache.from_env()
+    app.state.read_slots = ReadSlots(
+        read_threads if read_threads is not None else read_threads_from_env()
+    )
     app.state.openapi_json = orjson.dumps(document())
     return app
 

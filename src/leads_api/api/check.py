@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from leads_api.api.auth import key_from_headers, require_caller
 from leads_api.api.envelope import json_response
+from leads_api.api.read_slots import ReadSlots
 from leads_api.store import Store
 
 
@@ -19,5 +19,6 @@ async def check_endpoint(request: Request) -> Response:
         with store.read() as conn:
             require_caller(conn, key)
 
-    await run_in_threadpool(work)
+    slots: ReadSlots = request.app.state.read_slots
+    await slots.run(work)
     return json_response({"success": True})

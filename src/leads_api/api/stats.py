@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from leads_api.api.auth import request_caller
 from leads_api.api.body import read_json_object
 from leads_api.api.envelope import success
+from leads_api.api.read_slots import ReadSlots
 from leads_api.errors import InvalidDate, ValidationError
 from leads_api.fields import SOURCES, STATUSES
 from leads_api.lead import format_timestamp, money_to_json, now_ms
@@ -51,7 +51,8 @@ async def stats_endpoint(request: Request) -> Response:
                 conn, org_id=caller.org.id, start_ms=period.start_ms, end_ms=period.end_ms
             )
 
-    groups = await run_in_threadpool(work)
+    slots: ReadSlots = request.app.state.read_slots
+    groups = await slots.run(work)
     return success(request, stats_data(groups, period, leads_limit=caller.org.leads_limit))
 
 
