@@ -8,7 +8,8 @@ statements ran at once on two CPUs. Bounded to a few per process, the others wai
 on the event loop in arrival order (anyio's limiter), and each read, once started, runs
 with less to share. Measured on PostgreSQL at a million leads, 32 connections, two worker
 processes, fresh URLs, run alternately (bench/RESULTS.md, "Measured alone: reads in
-turn"): fresh Q3 737 -> 960 req/s and its p99 129 -> 48 ms with 2, Q8's p99 742 -> 86 ms.
+turn, stop 24"): fresh Q3 668-788 -> 985-993 req/s and its p99 166-171 -> 48 ms, Q7's
+p99 810-860 -> 148-198 ms; two slots ran as fast as one and faster than three or more.
 
 Writes keep Starlette's pool: the writers of a group wait for its commit in their threads
 (store/write_groups.py), and two at a time would make groups of two.
