@@ -241,6 +241,17 @@ def test_append_only_writers_rows_are_read_by_the_next_writer_and_kept_in_order(
     assert rollup_snapshot(store, org.id) == rebuilt_snapshot(store, org.id)
 
 
+def _appender(store: Store, org_id: int, row: dict[str, object]) -> Callable[[], object]:
+    """A writer that appends `row` (append-only) and returns its id."""
+
+    def writer() -> object:
+        with store.write(org_id=org_id, append_only=True) as conn:
+            insert_leads(conn, org_id=org_id, rows=[row])
+        return row["id"]
+
+    return writer
+
+
 def test_append_only_rows_the_database_refuses_fail_every_member_of_their_group(
     store: Store, make_org: Callable[..., Organization], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -252,12 +263,7 @@ def test_append_only_rows_the_database_refuses_fail_every_member_of_their_group(
         insert_leads(conn, org_id=org.id, rows=[stored])
 
     def append(row: dict[str, object]) -> Callable[[], object]:
-        def writer() -> object:
-            with store.write(org_id=org.id, append_only=True) as conn:
-                insert_leads(conn, org_id=org.id, rows=[row])
-            return row["id"]
-
-        return writer
+        return _appender(store, org.id, row)
 
     def reader() -> object:
         with store.write(org_id=org.id) as conn:
@@ -289,12 +295,7 @@ def test_a_failing_statement_of_an_append_only_writer_fails_its_group(
     org = make_org()
 
     def append(row: dict[str, object]) -> Callable[[], object]:
-        def writer() -> object:
-            with store.write(org_id=org.id, append_only=True) as conn:
-                insert_leads(conn, org_id=org.id, rows=[row])
-            return row["id"]
-
-        return writer
+        return _appender(store, org.id, row)
 
     def failing() -> object:
         with store.write(org_id=org.id, append_only=True) as conn:
