@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from leads_api.api.auth import key_from_headers, require_caller
 from leads_api.api.envelope import json_response
-from leads_api.api.read_slots import ReadSlots
+from leads_api.api.read_slots import in_read_slot
 from leads_api.store import Store
 
 
@@ -19,6 +19,5 @@ async def check_endpoint(request: Request) -> Response:
         with store.read() as conn:
             require_caller(conn, key)
 
-    slots: ReadSlots = request.app.state.read_slots
-    await slots.run(work)
+    await in_read_slot(request, work)
     return json_response({"success": True})

@@ -13,7 +13,7 @@ from leads_api.api.answer_cache import AnswerCache
 from leads_api.api.auth import key_from_headers, require_caller
 from leads_api.api.conditional import client_has, etag, not_modified
 from leads_api.api.envelope import success_from_head, success_head
-from leads_api.api.read_slots import ReadSlots
+from leads_api.api.read_slots import in_read_slot
 from leads_api.api.render import page_objects, pagination
 from leads_api.errors import NotFound
 from leads_api.lead import row_to_object
@@ -83,8 +83,7 @@ async def cached_answer(request: Request, compute: Compute, *, cache_prefix: str
             )
         return success_from_head(request, head, headers={"ETag": tag} if exact else None)
 
-    slots: ReadSlots = request.app.state.read_slots
-    return await slots.run(work)
+    return await in_read_slot(request, work)
 
 
 async def one_lead_endpoint(request: Request) -> Response:
@@ -110,5 +109,4 @@ async def one_lead_endpoint(request: Request) -> Response:
         head = success_head(row_to_object(found.fields, found.row))
         return success_from_head(request, head, headers={"ETag": tag} if exact else None)
 
-    slots: ReadSlots = request.app.state.read_slots
-    return await slots.run(work)
+    return await in_read_slot(request, work)

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 import anyio.to_thread
 from anyio import CapacityLimiter
+from starlette.requests import Request
 
 DEFAULT_READ_THREADS = 2
 MAX_READ_THREADS = 40  # Starlette's whole pool
@@ -70,3 +71,9 @@ class ReadSlots:
         finally:
             with self._count_lock:
                 self._running -= 1
+
+
+async def in_read_slot(request: Request, work: Callable[[], T]) -> T:
+    """`work` run as one of the app's reads (`app.state.read_slots`)."""
+    slots: ReadSlots = request.app.state.read_slots
+    return await slots.run(work)

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from leads_api.api.auth import request_caller
 from leads_api.api.body import read_json_object
 from leads_api.api.envelope import success
-from leads_api.api.read_slots import ReadSlots
+from leads_api.api.read_slots import in_read_slot
 from leads_api.errors import InvalidDate, ValidationError
 from leads_api.fields import SOURCES, STATUSES
 from leads_api.lead import format_timestamp, money_to_json, now_ms
@@ -51,8 +51,7 @@ async def stats_endpoint(request: Request) -> Response:
                 conn, org_id=caller.org.id, start_ms=period.start_ms, end_ms=period.end_ms
             )
 
-    slots: ReadSlots = request.app.state.read_slots
-    groups = await slots.run(work)
+    groups = await in_read_slot(request, work)
     return success(request, stats_data(groups, period, leads_limit=caller.org.leads_limit))
 
 
