@@ -137,6 +137,8 @@ TERMS = [
     "émile", "gmail", "gmail.com", "@x.io", "100%", "0% r", "real_", "_sc", "a\\b",
     'say "hi', "a OR b", "NEAR(x)", "col:umn", "234", "234 567", "(234) 567", "12345678",
     "7946 0958", "+31 6", "020-555", "0101", "zz", "zzz", "x" * 40,
+    # Words looked up apart (trigram_pattern), and the text alone deciding (text_decides).
+    "john.smith@gmail", "smith@gmail.com", "j.smith", "s.m.i", "hn.sm", "x0101", "ar(x)@col",
 ]
 
 
