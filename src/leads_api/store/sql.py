@@ -501,13 +501,14 @@ _ROWID: ColumnElement[int] = sa.literal_column(f"{leads.name}.rowid")
 
 
 def fts_expression(terms: Sequence[str]) -> str | None:
-    """An FTS5 query for the rows whose text contains every trigram of any of `terms`, or
-    None when one of them has no trigram to look up (shorter than three characters).
+    """An FTS5 query for the rows whose text contains the trigrams that cover each of
+    `terms` (covering_trigrams), for any of them, or None when one of them has no trigram
+    to look up (shorter than three characters).
 
     >>> fts_expression(["smith"])
-    '"smi" "mit" "ith"'
+    '"smi" "ith"'
     >>> fts_expression(["a 123", "123"])
-    '("a 1" " 12" "123") OR ("123")'
+    '("a 1" "123") OR ("123")'
     >>> fts_expression(['x"y']), fts_expression(["5%_"]), fts_expression(["ab"])
     ('"x""y"', '"5%_"', None)
 
@@ -518,11 +519,30 @@ def fts_expression(terms: Sequence[str]) -> str | None:
     for term in dict.fromkeys(terms):
         if len(term) < TRIGRAM:
             return None
-        trigrams = dict.fromkeys(term[i : i + TRIGRAM] for i in range(len(term) - TRIGRAM + 1))
+        trigrams = covering_trigrams(term)
         groups.append(" ".join('"' + t.replace('"', '""') + '"' for t in trigrams))
     if len(groups) == 1:
         return groups[0]
     return " OR ".join(f"({group})" for group in groups)
+
+
+def covering_trigrams(term: str) -> list[str]:
+    """Trigrams of `term` that together cover every character of it: one every three
+    characters and the last. A text containing the term contains them all, so the index
+    still narrows to a superset of the matches, which the exact test then decides; each
+    trigram left out is a list of rows FTS5 need not read and intersect.
+
+    >>> covering_trigrams("john.smith@gmail")
+    ['joh', 'n.s', 'mit', 'h@g', 'mai', 'ail']
+    >>> covering_trigrams("davis"), covering_trigrams("abc"), covering_trigrams("aaaa")
+    (['dav', 'vis'], ['abc'], ['aaa'])
+
+    Measured at a million leads, the benchmark's fresh search terms (three or more
+    characters) counted on one connection, three rounds alternated, every trigram against
+    these: e-mail handles 1.06-1.17 -> 0.53-0.74 s, all terms 5.2-6.4 -> 3.9-5.2 s, the same
+    matches."""
+    starts = [*range(0, len(term) - TRIGRAM + 1, TRIGRAM), len(term) - TRIGRAM]
+    return list(dict.fromkeys(term[i : i + TRIGRAM] for i in starts))
 
 
 def search_hint(search: Search) -> str:
