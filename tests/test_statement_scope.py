@@ -387,7 +387,6 @@ def exercise_transfer(cli: Cli, org: Organization, lead_id: str, tmp_path: Path)
            "-o", tmp_path / "out.csv")
 
 
-
 # Parsing every statement the exercise ran (parameters inlined, an import's 256-row inserts
 # among them) is most of this test's time on SQLite: 275 s on stop 25's slower machine,
 # against the suite's default of 300 s a test.

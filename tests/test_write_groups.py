@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
@@ -262,8 +263,7 @@ def test_append_only_rows_the_database_refuses_fail_every_member_of_their_group(
     with store.write(org_id=org.id) as conn:
         insert_leads(conn, org_id=org.id, rows=[stored])
 
-    def append(row: dict[str, object]) -> Callable[[], object]:
-        return _appender(store, org.id, row)
+    append = partial(_appender, store, org.id)
 
     def reader() -> object:
         with store.write(org_id=org.id) as conn:
@@ -294,8 +294,7 @@ def test_a_failing_statement_of_an_append_only_writer_fails_its_group(
     writer queued after it starts the next group."""
     org = make_org()
 
-    def append(row: dict[str, object]) -> Callable[[], object]:
-        return _appender(store, org.id, row)
+    append = partial(_appender, store, org.id)
 
     def failing() -> object:
         with store.write(org_id=org.id, append_only=True) as conn:
